@@ -1,6 +1,7 @@
 // The command tree, separate from main.ts so tests (and the manifest checks) can parse
 // arguments with the very parser users get, without running anything.
 import { Command } from 'commander';
+import { registerDemo } from './commands/demo.js';
 import { registerPs } from './commands/ps.js';
 import { registerTop } from './commands/top.js';
 import { registerWatch } from './commands/watch.js';
@@ -16,5 +17,6 @@ export function buildProgram(): Command {
   registerPs(program);
   registerTop(program);
   registerWatch(program);
+  registerDemo(program);
   return program;
 }

@@ -70,10 +70,13 @@ async function runDemo(name: string, options: DemoOptions): Promise<void> {
     else process.stdout.write(text);
   };
 
+  // Caught before the pod exists: a Ctrl-C while it is being built must still lead to cleanup.
+  const stopSignal = catchStopSignals();
   let handle: ScenarioHandle;
   try {
     handle = await runScenario(name, { logRoot: options.logRoot, onLog: say });
   } catch (err) {
+    stopSignal.release();
     return fail(err instanceof Error ? err.message : String(err));
   }
   const { scenario, pod } = handle;
@@ -92,12 +95,14 @@ async function runDemo(name: string, options: DemoOptions): Promise<void> {
   process.stdout.write(held.join(''));
   held = null;
 
-  const ended = await waitForEnd(handle, options.duration);
+  const ended = await waitForEnd(handle, options.duration, stopSignal.first);
   say(endMessage(ended));
   try {
     await handle.stop();
   } catch (err) {
     return fail(`cleanup failed: ${err instanceof Error ? err.message : String(err)}`);
+  } finally {
+    stopSignal.release();
   }
   say(`cleaned up: pod ${pod.namespace}/${pod.name} removed (processes, cgroups, log directories)`);
   if (ended.kind === 'finished' && ended.outcome.reason === 'failed') process.exitCode = 1;
@@ -105,25 +110,41 @@ async function runDemo(name: string, options: DemoOptions): Promise<void> {
 
 type DemoEnd = { kind: 'finished'; outcome: ScenarioOutcome } | { kind: 'duration'; seconds: number } | { kind: 'signal'; signal: NodeJS.Signals };
 
-/** The first of: the scenario plays out, --duration passes, a signal arrives. */
-function waitForEnd(handle: ScenarioHandle, durationSeconds: number | undefined): Promise<DemoEnd> {
+const stopSignals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
+/**
+ * The first stop signal resolves `first`; later ones only say that cleanup is under way, since
+ * leaving before it ends would leave cgroups and processes behind.
+ */
+function catchStopSignals(): { first: Promise<NodeJS.Signals>; release(): void } {
+  let seen = false;
+  let resolveFirst: (signal: NodeJS.Signals) => void = () => undefined;
+  const first = new Promise<NodeJS.Signals>((resolve) => (resolveFirst = resolve));
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (seen) {
+      process.stderr.write('leakwatch demo: cleaning up, please wait\n');
+      return;
+    }
+    seen = true;
+    resolveFirst(signal);
+  };
+  for (const s of stopSignals) process.on(s, onSignal);
+  return { first, release: () => stopSignals.forEach((s) => process.off(s, onSignal)) };
+}
+
+/** The first of: the scenario plays out, --duration passes, a stop signal arrives. */
+function waitForEnd(handle: ScenarioHandle, durationSeconds: number | undefined, signal: Promise<NodeJS.Signals>): Promise<DemoEnd> {
   return new Promise((resolve) => {
-    const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
     let timer: NodeJS.Timeout | undefined;
     let settled = false;
-    const onSignal = (signal: NodeJS.Signals): void => settle({ kind: 'signal', signal });
-    function settle(end: DemoEnd): void {
+    const settle = (end: DemoEnd): void => {
       if (settled) return;
       settled = true;
       if (timer) clearTimeout(timer);
-      // Signals stay caught until the process exits: a second Ctrl-C during cleanup must not
-      // leave cgroups behind, so it only says that cleanup is under way.
-      for (const s of signals) process.off(s, onSignal);
-      for (const s of signals) process.on(s, () => process.stderr.write('leakwatch demo: cleaning up, please wait\n'));
       resolve(end);
-    }
-    for (const s of signals) process.on(s, onSignal);
+    };
     if (durationSeconds !== undefined) timer = setTimeout(() => settle({ kind: 'duration', seconds: durationSeconds }), durationSeconds * 1000);
+    void signal.then((sig) => settle({ kind: 'signal', signal: sig }));
     void handle.finished.then((outcome) => settle({ kind: 'finished', outcome }));
   });
 }
