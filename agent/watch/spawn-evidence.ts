@@ -19,6 +19,7 @@ import { searchProvenance, type Provenance, type ProvenanceLimits, type Provenan
 import {
   DEFAULT_SPAWN_RULE_CONFIG,
   evaluateSpawnRules,
+  isSuspicious,
   parseInvocation,
   type Invocation,
   type ParentFacts,
@@ -681,7 +682,7 @@ export async function judgeSpawn(sample: ProcessSample, opts: SpawnEvidenceOptio
   const evidence = await collectSpawnEvidence(sample, { ...opts, provenance: false });
   const parent = opts.lookup(sample.ppid);
   const rules = evaluateSpawnRules(spawnFactsOf(evidence, parent), opts.rules);
-  if (rules.length === 0) return null;
+  if (!isSuspicious(rules)) return null;
   if (opts.provenance !== false) await attachProvenance(evidence, opts);
   return { rules, evidence };
 }

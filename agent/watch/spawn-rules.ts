@@ -106,6 +106,11 @@ export type SpawnRuleId =
 
 export interface SpawnRule {
   id: SpawnRuleId;
+  /**
+   * Whether a match is reason enough for a finding. A server starting an interpreter is also
+   * what every app running its own helper scripts does, so that rule only adds weight to others.
+   */
+  sufficient: boolean;
   /** What the rule means, in plain language, for legends and docs. */
   description: string;
   /** The reason for these facts in plain language, or null when the rule does not match. */
@@ -437,6 +442,7 @@ function isForkLike(facts: SpawnFacts, parent: ParentFacts): boolean {
 export const SPAWN_RULES: readonly SpawnRule[] = [
   {
     id: 'tmp-script',
+    sufficient: true,
     description: 'An interpreter runs a script from a world-writable directory (/tmp, /var/tmp, /dev/shm), where any process can drop code.',
     match(f, inv, cfg) {
       if (!inv.interpreter || inv.program !== 'script' || !f.script) return null;
@@ -452,6 +458,7 @@ export const SPAWN_RULES: readonly SpawnRule[] = [
   },
   {
     id: 'fresh-script',
+    sufficient: true,
     description: 'The script was written seconds before the process started: code generated on the fly.',
     match(f, inv, cfg) {
       if (!inv.interpreter || !f.script || f.script.mtimeMs === null) return null;
@@ -463,6 +470,7 @@ export const SPAWN_RULES: readonly SpawnRule[] = [
   },
   {
     id: 'deleted-script',
+    sufficient: true,
     description: 'The script was deleted after the process started: the code hides its tracks.',
     match(f, inv) {
       if (!inv.interpreter || !f.script || f.script.state !== 'deleted') return null;
@@ -473,6 +481,7 @@ export const SPAWN_RULES: readonly SpawnRule[] = [
   },
   {
     id: 'tmp-exe',
+    sufficient: true,
     description: 'The executable itself lives in a world-writable directory.',
     match(f, _inv, cfg) {
       if (!f.exe || f.exe.startsWith('/memfd:')) return null;
@@ -483,6 +492,7 @@ export const SPAWN_RULES: readonly SpawnRule[] = [
   },
   {
     id: 'deleted-exe',
+    sufficient: true,
     description: 'The executable was deleted after it started: nothing on disk shows what runs.',
     match(f) {
       if (!f.exe || f.exe.startsWith('/memfd:')) return null;
@@ -492,6 +502,7 @@ export const SPAWN_RULES: readonly SpawnRule[] = [
   },
   {
     id: 'memfd-exe',
+    sufficient: true,
     description: 'The executable is an anonymous in-memory file (memfd): fileless execution.',
     match(f) {
       if (!f.exe || !f.exe.startsWith('/memfd:')) return null;
@@ -500,6 +511,7 @@ export const SPAWN_RULES: readonly SpawnRule[] = [
   },
   {
     id: 'decode-exec',
+    sufficient: true,
     description: 'The command line decodes base64 (or hex) data, often to run it: hidden code.',
     match(f, inv, cfg) {
       const { decodes, execs } = scanDecodeExec(f.argv, cfg.maxCmdlineScanBytes);
@@ -519,6 +531,7 @@ export const SPAWN_RULES: readonly SpawnRule[] = [
   },
   {
     id: 'server-spawns-interpreter',
+    sufficient: false,
     description: 'A long-running process (a server) starts an interpreter, possibly once per request.',
     match(f, inv, cfg) {
       const parent = f.parent;
@@ -536,6 +549,11 @@ export const SPAWN_RULES: readonly SpawnRule[] = [
     },
   },
 ];
+
+/** Whether these matches are enough for a finding: at least one rule that stands on its own. */
+export function isSuspicious(matches: readonly SpawnRuleMatch[]): boolean {
+  return matches.some((m) => SPAWN_RULES.find((r) => r.id === m.id)?.sufficient === true);
+}
 
 /** Runs every rule; returns the matches in table order. */
 export function evaluateSpawnRules(facts: SpawnFacts, config: Partial<SpawnRuleConfig> = {}): SpawnRuleMatch[] {

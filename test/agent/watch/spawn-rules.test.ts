@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import {
   DEFAULT_SPAWN_RULE_CONFIG,
   evaluateSpawnRules,
+  isSuspicious,
   parseInvocation,
   SPAWN_RULES,
   type ParentFacts,
@@ -226,6 +227,14 @@ describe('server-spawns-interpreter', () => {
     const m = r.find((x) => x.id === 'server-spawns-interpreter');
     assert.ok(m);
     assert.match(m.reason, /python app\.py \(pid 7\), running for 5 min, started the interpreter python/);
+  });
+  test('alone it is context, not a finding: an app running its own old helper script is normal', () => {
+    const r = evaluateSpawnRules(facts({ argv: ['python', '/app/collector_job.py'], parent: server, script: script('/app/collector_job.py') }));
+    assert.deepEqual(r.map((x) => x.id), ['server-spawns-interpreter']);
+    assert.equal(isSuspicious(r), false);
+    const fromTmp = evaluateSpawnRules(facts({ argv: ['python', '/tmp/tmpk3j1.py'], parent: server, script: script('/tmp/tmpk3j1.py') }));
+    assert.ok(fromTmp.some((x) => x.id === 'server-spawns-interpreter'));
+    assert.equal(isSuspicious(fromTmp), true);
   });
   test('uptime threshold is configurable', () => {
     const young = { ...server, startTimeMs: T0 - 30_000 };
