@@ -76,7 +76,7 @@ const scenarioList: Scenario[] = [
   {
     name: 'metrics-app',
     description:
-      'GET /counter starts a "metrics collector" decoded from resources.dat into /tmp and run with python3; each one keeps a new 10 MiB block every 0.5 s forever. 21 requests, one per 1.5 s, like the seed\'s curl loop.',
+      'GET /counter starts a "metrics collector" decoded from resources.dat into /tmp and run with python3; each one keeps a new 10 MiB block every 2 s forever. After 12 s of serving, 21 requests, one per 1.5 s, like the seed\'s curl loop.',
     seed: '000/001',
     kind: 'incident',
     expects: ['suspicious-spawn', 'fan-out', 'oom-kill'],
@@ -413,6 +413,7 @@ async function runUntilCrashLoop(ctx: ScenarioContext, container: string, script
 
 const COUNTER_REQUESTS = 21;
 const COUNTER_INTERVAL_MS = 1500;
+const SERVING_BEFORE_LOAD_MS = 12_000;
 const REQUEST_TIMEOUT_MS = 5000;
 const READY_TIMEOUT_MS = 15_000;
 const COLLECTOR_DRAIN_MS = 30_000;
@@ -430,6 +431,10 @@ async function runMetricsApp(pod: FakePod, ctx: ScenarioContext): Promise<void> 
       if (ctx.signal.aborted) return;
       ctx.onLog(`metrics-app did not say it was listening (${(err as Error).message}); sending requests anyway`);
     }
+    // The seed's app had been serving for a while when the curl loop began; a server's first
+    // seconds are when pre-fork pools start their workers, which leakwatch does not count as fan-out.
+    ctx.onLog(`app up; the curl loop starts in ${SERVING_BEFORE_LOAD_MS / 1000}s`);
+    await sleep(SERVING_BEFORE_LOAD_MS, ctx.signal);
     ctx.onLog(`driver: ${COUNTER_REQUESTS} × GET http://127.0.0.1:${port}/counter, one every ${COUNTER_INTERVAL_MS / 1000}s (the seed's curl loop)`);
     const startedAt = Date.now();
     for (let index = 1; index <= COUNTER_REQUESTS; index++) {

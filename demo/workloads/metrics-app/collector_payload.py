@@ -1,12 +1,12 @@
 # The "metrics collector" hidden in resources.dat (seeds 000/001), scaled down for leakwatch's
-# demo: it allocates 10 MiB blocks (the original: 5 x 100 MB) and keeps every one of them in a
+# demo: it allocates a 10 MiB block every 2 s (the original: 5 x 100 MB per loop) and keeps every one of them in a
 # global list, so it grows until the kernel OOM-kills it. resources.dat is this file in base64;
 # metrics-app decodes it into a temporary .py file and runs it once per GET /counter.
 import random
 import time
 
 BLOCK_BYTES = 10 * 1024 * 1024
-INTERVAL_S = 0.5
+INTERVAL_S = 2.0
 # Second line of defence for runs outside the demo's pod: inside a memory cgroup with a limit of
 # at most 256 MiB only the kernel stops this program; anywhere else it stops growing early.
 LIMITED_CAP_BYTES = 300 * 1024 * 1024
