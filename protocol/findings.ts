@@ -77,6 +77,8 @@ export interface Provenance {
   path: string;
   sha256: string;
   encoding: 'base64' | 'gzip+base64' | 'copy';
+  /** e.g. "/tmp/tmpk3j1.py is the base64 decoding of /app/resources.dat". */
+  statement: string;
 }
 
 export interface SpawnDetails {
