@@ -25,6 +25,11 @@ export interface WatcherOptions {
   includeHost?: boolean;
   /** Script bytes kept as evidence. Default 256 KiB. */
   maxScriptBytes?: number;
+  /**
+   * A process (or a container, by its oldest process) younger than this is not trended: loading
+   * code, filling pools and caches at start-up is growth that stops. Default 15 s.
+   */
+  settleSec?: number;
   warn?: (msg: string) => void;
 }
 
@@ -54,6 +59,7 @@ export class Watcher {
   private readonly oom: OomTracker;
   private readonly spawnRules: Partial<SpawnRuleConfig>;
   private readonly maxScriptBytes: number;
+  private readonly settleMs: number;
   /** A server spawning per request runs the same script each time: search its provenance once. */
   private readonly provenanceCache = new ProvenanceCache();
   /** Open findings by detector key. */
@@ -74,6 +80,7 @@ export class Watcher {
     this.fanout = new FanoutDetector({ includeHost: this.includeHost, ...options.fanout, warn: this.warn });
     this.spawnRules = options.spawnRules ?? {};
     this.maxScriptBytes = options.maxScriptBytes ?? 256 * 1024;
+    this.settleMs = (options.settleSec ?? 15) * 1000;
     const kmsg = this.kmsg;
     this.oom = new OomTracker({
       lastSeen: (pid) => this.sampler.lastSeen(pid),
@@ -199,7 +206,12 @@ export class Watcher {
   private observeGrowth(processes: AttributedProcess[], containers: ContainerSample[], now: number, events: FindingEvent[]): void {
     const fanoutParents = new Set<number>();
     for (const f of this.open.values()) if (f.kind === 'fanout' && f.status === 'open') fanoutParents.add(f.details.parent.pid);
+    const oldestStartByContainer = new Map<string, number>();
     for (const p of processes) {
+      if (p.containerId) oldestStartByContainer.set(p.containerId, Math.min(p.startTimeMs, oldestStartByContainer.get(p.containerId) ?? Infinity));
+    }
+    for (const p of processes) {
+      if (now - p.startTimeMs < this.settleMs) continue;
       const key = processKey(p);
       for (const e of this.growth.observe(key, now, p.rssAnonBytes + p.swapBytes, p.limitBytes)) {
         // Children of a fan-out are reported once, as the fan-out, not one growth finding each.
@@ -209,6 +221,7 @@ export class Watcher {
     }
     for (const c of containers) {
       if (c.pids.length === 0 || !c.memory) continue;
+      if (now - (oldestStartByContainer.get(c.containerId) ?? now) < this.settleMs) continue;
       const key = containerKey(c);
       for (const e of this.growth.observe(key, now, c.memory.anonBytes, c.limitBytes)) {
         // One alert per leak: a container whose growth one growing process already explains stays
