@@ -85,7 +85,7 @@ const scenarioList: Scenario[] = [
     containers: [{ name: 'metrics-app', limitBytes: 192 * MiB }],
     maxRestarts: 3,
     timeline:
-      'first OOM kill ~5 s after the first request, then one every 1.5-2 s; the kernel kills the largest collector and the server keeps answering (cgroup v1); ends ~10 s after the 21st request (~42 s)',
+      '12 s of serving, then the first OOM kill ~8 s after the first request and one every 1.5-2 s after it; the kernel kills the largest collector and the server keeps answering (cgroup v1); ends ~10 s after the 21st request (~55 s)',
     run: runMetricsApp,
   },
   {

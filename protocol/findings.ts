@@ -92,6 +92,10 @@ export interface SpawnDetails {
   script: ScriptEvidence | null;
   provenance: Provenance | null;
   notes: string[];
+  /** How many times this parent ran this same script (one finding for all of them). */
+  occurrences: number;
+  /** Pids of the most recent occurrences (bounded). */
+  pids: number[];
 }
 
 export interface OomKillDetails {

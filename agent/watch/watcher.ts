@@ -30,6 +30,8 @@ export interface WatcherOptions {
    * code, filling pools and caches at start-up is growth that stops. Default 15 s.
    */
   settleSec?: number;
+  /** A suspicious-spawn finding resolves after this long without another occurrence. Default 600 s. */
+  spawnQuietSec?: number;
   warn?: (msg: string) => void;
 }
 
@@ -44,6 +46,9 @@ interface ProcessKeyed {
   key: string;
   process: AttributedProcess;
 }
+
+/** Pids of repeated spawns kept on a finding (the most recent). */
+const maxSpawnPidsKept = 20;
 
 const processKey = (p: { pid: number; startTimeMs: number }): string => `proc:${p.pid}:${p.startTimeMs}`;
 const containerKey = (c: ContainerSample): string => `ctr:${c.cgroupPath}`;
@@ -60,6 +65,7 @@ export class Watcher {
   private readonly spawnRules: Partial<SpawnRuleConfig>;
   private readonly maxScriptBytes: number;
   private readonly settleMs: number;
+  private readonly spawnQuietMs: number;
   /** A server spawning per request runs the same script each time: search its provenance once. */
   private readonly provenanceCache = new ProvenanceCache();
   /** Open findings by detector key. */
@@ -81,6 +87,7 @@ export class Watcher {
     this.spawnRules = options.spawnRules ?? {};
     this.maxScriptBytes = options.maxScriptBytes ?? 256 * 1024;
     this.settleMs = (options.settleSec ?? 15) * 1000;
+    this.spawnQuietMs = (options.spawnQuietSec ?? 600) * 1000;
     const kmsg = this.kmsg;
     this.oom = new OomTracker({
       lastSeen: (pid) => this.sampler.lastSeen(pid),
@@ -110,6 +117,7 @@ export class Watcher {
     for (const e of this.fanout.observe(now, sample.processes)) this.applyFanout(e, events);
     this.observeGrowth(watched, sample.containers, now, events);
     this.observeOom(sample, now, events);
+    this.expireSpawns(now, events);
     return events;
   }
 
@@ -172,12 +180,43 @@ export class Watcher {
     judgements.forEach((judgement, i) => {
       const entry = fresh[i];
       if (!judgement || !entry) return;
-      events.push({ change: 'open', finding: this.spawnFinding(entry.process, judgement) });
+      const key = spawnKey(entry.process, judgement);
+      const existing = this.open.get(key);
+      if (existing?.kind === 'suspicious-spawn') {
+        events.push({ change: 'update', finding: this.repeatSpawn(key, existing, entry.process, judgement.evidence.collectedAtMs) });
+      } else {
+        const finding = this.spawnFinding(key, entry.process, judgement);
+        this.open.set(key, finding);
+        events.push({ change: 'open', finding });
+      }
     });
     return events;
   }
 
-  private spawnFinding(p: AttributedProcess, judgement: SpawnJudgement): Finding {
+  /**
+   * The same parent running the same script again (one collector per request) is one finding
+   * that counts its occurrences: the evidence of the first is what a reviewer reads.
+   */
+  private repeatSpawn(key: string, existing: Finding & { kind: 'suspicious-spawn' }, p: AttributedProcess, atMs: number): Finding {
+    const pids = [...existing.details.pids, p.pid].slice(-maxSpawnPidsKept);
+    const occurrences = existing.details.occurrences + 1;
+    const details: SpawnDetails = { ...existing.details, occurrences, pids };
+    const summary = existing.summary.replace(/( — seen \d+ times, last pid \d+)?$/, ` — seen ${occurrences} times, last pid ${p.pid}`);
+    const finding: Finding = { ...existing, updatedAt: atMs, summary, details };
+    this.open.set(key, finding);
+    return finding;
+  }
+
+  /** Spawn findings have no end of their own: they resolve when the parent stops repeating them. */
+  private expireSpawns(now: number, events: FindingEvent[]): void {
+    for (const [key, f] of this.open) {
+      if (f.kind === 'suspicious-spawn' && now - f.updatedAt > this.spawnQuietMs) {
+        this.resolve(key, now, `no new spawn for ${Math.round(this.spawnQuietMs / 60_000)} min`, events);
+      }
+    }
+  }
+
+  private spawnFinding(key: string, p: AttributedProcess, judgement: SpawnJudgement): Finding {
     const ev = judgement.evidence;
     const details: SpawnDetails = {
       rules: judgement.rules.map((r) => ({ id: r.id, reason: r.reason })),
@@ -190,15 +229,15 @@ export class Watcher {
       script: ev.script ? scriptDetails(ev) : null,
       provenance: ev.provenance ? { path: ev.provenance.path, sha256: ev.provenance.sha256, encoding: ev.provenance.encoding, statement: ev.provenance.statement } : null,
       notes: [...ev.notes, ...ev.refused.map((r) => `refused ${r.what} ${r.path}: ${r.reason} (${r.detail})`)],
+      occurrences: 1,
+      pids: [p.pid],
     };
     const parent = details.parentChain[0];
     const what = ev.script?.path ?? ev.script?.argPath ?? ev.cmdline;
     const from = parent ? ` spawned by ${parent.comm} (pid ${parent.pid})` : '';
     const provenance = ev.provenance ? `; ${ev.provenance.statement}` : '';
     const summary = `suspicious spawn: ${p.comm} (pid ${p.pid}) running ${what}${from} [${details.rules.map((r) => r.id).join(', ')}]${provenance}`;
-    const key = `spawn:${processKey(p)}`;
-    const finding: Finding = { ...this.base('suspicious-spawn', key, ev.collectedAtMs, targetOf(p), summary), kind: 'suspicious-spawn', details };
-    return finding;
+    return { ...this.base('suspicious-spawn', key, ev.collectedAtMs, targetOf(p), summary), kind: 'suspicious-spawn', details };
   }
 
   // -- growth: per process (anon + swap) and per container (cgroup anon)
@@ -374,6 +413,14 @@ export class Watcher {
     const finding = { ...existing, status: 'resolved' as const, updatedAt: atMs, summary: `${existing.summary} — resolved: ${reason}` } as Finding;
     events.push({ change: 'resolve', finding });
   }
+}
+
+/** One finding per parent and script: by the script's hash, else by the command line. */
+function spawnKey(p: AttributedProcess, judgement: SpawnJudgement): string {
+  const ev = judgement.evidence;
+  const parent = ev.parentChain[0];
+  const what = ev.script?.sha256 ?? createHash('sha256').update(ev.argv.join('\0')).digest('hex');
+  return `spawn:${parent ? `${parent.pid}:${parent.startTimeMs}` : `self:${processKey(p)}`}:${what}`;
 }
 
 function targetOf(p: AttributedProcess): FindingTarget {
