@@ -1,0 +1,99 @@
+// The collector's storage, behind one narrow interface: the embedded default is SQLite (WAL)
+// plus files by sha256 in one data directory; a deployment that outgrows one collector can put
+// PostgreSQL and object storage behind the same methods.
+import type { Finding, FindingKind, FindingStatus } from '../../protocol/findings.js';
+import type { FindingChange, SeriesPoint, TargetInfo } from '../../protocol/messages.js';
+
+export interface AgentRow {
+  agentId: string;
+  node: string;
+  version: string;
+  firstSeenMs: number;
+  lastSeenMs: number;
+  connected: boolean;
+  droppedFindings: number;
+}
+
+export interface TargetRow extends TargetInfo {
+  node: string;
+  firstSeenMs: number;
+  lastSeenMs: number;
+  /** Findings about this target, any status. */
+  findingCount: number;
+  openFindingCount: number;
+}
+
+export interface FindingFilter {
+  kind?: FindingKind;
+  status?: FindingStatus;
+  node?: string;
+  namespace?: string;
+  pod?: string;
+  /** updatedAt >= since (epoch ms). */
+  since?: number;
+  limit?: number;
+  offset?: number;
+}
+
+export interface TargetFilter {
+  node?: string;
+  namespace?: string;
+  pod?: string;
+  limit?: number;
+}
+
+export interface AuditEntry {
+  atMs: number;
+  /** Name of the token that acted (never the token itself). */
+  actor: string;
+  /** e.g. 'snapshot.download', 'finding.read', 'token.rejected'. */
+  action: string;
+  subject: string;
+  detail?: string;
+  remote?: string;
+}
+
+export interface AuditRow extends AuditEntry {
+  id: number;
+}
+
+export interface RetentionPolicy {
+  /** Findings resolved longer ago than this, their series and unreferenced blobs go. */
+  maxAgeMs: number;
+  /** Blob files beyond this total are deleted oldest first. */
+  maxBlobBytes: number;
+}
+
+export interface RetentionReport {
+  findingsDeleted: number;
+  seriesPointsDeleted: number;
+  blobsDeleted: number;
+  bytesFreed: number;
+}
+
+export interface Store {
+  /** Upsert an agent; connected toggles with its WebSocket. */
+  recordAgent(agent: { agentId: string; node: string; version: string; atMs: number; connected: boolean; droppedFindings?: number }): void;
+  /**
+   * Store finding changes from one agent in ONE transaction, durable (fsynced WAL) when this
+   * returns: the collector acknowledges to the agent only after it returns. Idempotent per
+   * finding id and updatedAt, so a batch re-sent after a lost ack changes nothing.
+   */
+  ingestFindings(node: string, events: Array<{ change: FindingChange; finding: Finding }>): void;
+  /** Store targets and their points (downsampled on the way in or by retention), durable on return. */
+  ingestSeries(node: string, targets: TargetInfo[], points: SeriesPoint[]): void;
+  listAgents(): AgentRow[];
+  listTargets(filter?: TargetFilter): TargetRow[];
+  listFindings(filter?: FindingFilter): Finding[];
+  /** One finding with its evidence (script content re-attached from its blob), or null. */
+  getFinding(id: string): Finding | null;
+  series(node: string, targetKey: string, range?: { sinceMs?: number; untilMs?: number; maxPoints?: number }): SeriesPoint[];
+  /** Write a blob (atomically: .part, fsync, rename) and return its sha256. */
+  putBlob(bytes: Buffer): string;
+  /** Absolute path of a stored blob, or null; `sha256` must be 64 hex (anything else is null). */
+  blobPath(sha256: string): string | null;
+  audit(entry: AuditEntry): void;
+  listAudit(filter?: { since?: number; action?: string; limit?: number }): AuditRow[];
+  applyRetention(policy: RetentionPolicy, nowMs: number, log: (msg: string, fields: Record<string, unknown>) => void): RetentionReport;
+  close(): void;
+}
