@@ -1,0 +1,156 @@
+// `leakwatch agent`: the node agent as a long-running service (the DaemonSet's command). It
+// detects on this node and reports findings to a collector; while the collector is away they
+// wait in the spool. Logs are JSON lines on stderr; SIGTERM/SIGINT flush for up to 2 s and exit 0.
+import { InvalidArgumentError, type Command } from 'commander';
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { createLogger } from '../../common/log.js';
+import { DEFAULT_SPOOL_MAX_BYTES } from '../../agent/disk-queue.js';
+import { startAgent, defaultSpoolDir } from '../../agent/runtime.js';
+import { agentSocketUrl, readCaFile } from '../../agent/uplink.js';
+import { addNodeRootOptions, type NodeRootOptions } from '../node-options.js';
+import { parsePositiveNumber } from '../parse.js';
+import { packageVersion } from '../package-info.js';
+import { parseByteSize } from './collector.js';
+
+interface AgentCliOptions extends Omit<NodeRootOptions, 'kmsg'> {
+  /** false with --no-kmsg. */
+  kmsg: string | false;
+  collector?: string;
+  token?: string;
+  tokenFile?: string;
+  ca?: string;
+  nodeName: string;
+  agentId?: string;
+  interval: number;
+  spoolDir?: string;
+  spoolMaxBytes: number;
+  includeHost?: boolean;
+}
+
+/** Time SIGTERM leaves for delivering what is queued before the process exits. */
+const STOP_FLUSH_MS = 2_000;
+
+class ConfigError extends Error {}
+
+export function registerAgent(program: Command): void {
+  addNodeRootOptions(
+    program
+      .command('agent')
+      .description('run the node agent: detect memory growth, fan-out, suspicious spawns and OOM kills, and report them to a collector')
+      .option('--collector <url>', 'collector URL, e.g. https://leakwatch-collector:7070 (env LEAKWATCH_URL)')
+      .option('--token <token>', 'agent token (env LEAKWATCH_TOKEN); in Kubernetes prefer --token-file')
+      .option('--token-file <path>', 'file holding the agent token, e.g. a mounted Secret (env LEAKWATCH_TOKEN_FILE)')
+      .option('--ca <file>', 'PEM CA certificate to trust for an https collector, e.g. a self-signed one (env LEAKWATCH_CA)')
+      .option('--node-name <name>', 'node name put on findings (env NODE_NAME)', process.env.NODE_NAME || hostname())
+      .option('--agent-id <id>', 'id the collector knows this agent by (default: the node name)')
+      .option('-i, --interval <seconds>', 'sampling interval', parsePositiveNumber, 1)
+      .option('--spool-dir <dir>', `where findings wait while the collector is away (env LEAKWATCH_SPOOL_DIR; default ${defaultSpoolDir()})`)
+      .option('--spool-max-bytes <size>', 'bound of the spool; past it the oldest findings are dropped and counted (e.g. 64MiB)', spoolSize, DEFAULT_SPOOL_MAX_BYTES)
+      .option('--include-host', 'also watch processes that are not in a pod')
+      .option('--no-kmsg', 'do not follow the kernel log (OOM kills then come from memcg counters only)'),
+  ).action(async (options: AgentCliOptions) => {
+    let config: ReturnType<typeof resolveConfig>;
+    try {
+      config = resolveConfig(options, process.env);
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      fail(err.message, 2);
+      return;
+    }
+    const log = createLogger();
+    let runtime: ReturnType<typeof startAgent>;
+    try {
+      runtime = startAgent({
+        nodeName: options.nodeName,
+        ...(options.agentId ? { agentId: options.agentId } : {}),
+        version: packageVersion(),
+        intervalSec: options.interval,
+        sampler: { procRoot: options.procRoot, cgroupRoot: options.cgroupRoot, podLogRoot: options.podLogRoot },
+        kmsgPath: options.kmsg === false ? null : options.kmsg,
+        includeHost: options.includeHost ?? false,
+        collector: config.collector,
+        spoolDir: config.spoolDir,
+        spoolMaxBytes: options.spoolMaxBytes,
+        log,
+      });
+    } catch (err) {
+      fail(err instanceof Error ? err.message : String(err), 2);
+      return;
+    }
+    log.info('agent started', {
+      node: options.nodeName,
+      collector: runtime.uplink?.url,
+      spoolDir: config.spoolDir,
+      queuedFindings: runtime.queue?.size ?? 0,
+      intervalSec: options.interval,
+    });
+    const signal = await new Promise<NodeJS.Signals>((resolve) => {
+      process.once('SIGTERM', () => resolve('SIGTERM'));
+      process.once('SIGINT', () => resolve('SIGINT'));
+    });
+    log.info('signal received; stopping', { signal, flushMs: STOP_FLUSH_MS });
+    const force = (): void => {
+      log.warn('second signal; exiting without flushing');
+      process.exit(1);
+    };
+    process.once('SIGTERM', force);
+    process.once('SIGINT', force);
+    await runtime.close({ flushMs: STOP_FLUSH_MS });
+    const stats = runtime.stats();
+    log.info('agent stopped', { queuedFindings: stats.spool?.queued ?? 0, droppedFindings: stats.uplink?.droppedFindings ?? 0 });
+    process.exitCode = 0;
+    // Whatever still holds the event loop after a clean close is not worth the wait.
+    setTimeout(() => process.exit(0), 500).unref();
+  });
+}
+
+/** Flags first, then the environment; every problem is one line saying what to do. */
+function resolveConfig(options: AgentCliOptions, env: NodeJS.ProcessEnv) {
+  const url = options.collector || env.LEAKWATCH_URL;
+  if (!url) throw new ConfigError('no collector: pass --collector <url> or set LEAKWATCH_URL');
+  try {
+    agentSocketUrl(url);
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
+  if (options.token && options.tokenFile) throw new ConfigError('give --token or --token-file, not both');
+  const tokenFile = options.tokenFile || (options.token ? undefined : env.LEAKWATCH_TOKEN_FILE);
+  let token: string | undefined;
+  if (tokenFile) {
+    try {
+      token = readFileSync(tokenFile, 'utf8').trim();
+    } catch (err) {
+      throw new ConfigError(`cannot read the token file ${tokenFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    if (!token) throw new ConfigError(`the token file ${tokenFile} is empty`);
+  } else {
+    token = options.token || env.LEAKWATCH_TOKEN;
+  }
+  if (!token) throw new ConfigError('no token: pass --token-file <path> or --token <token>, or set LEAKWATCH_TOKEN');
+  if (/\s/.test(token)) throw new ConfigError(`the token${tokenFile ? ` in ${tokenFile}` : ''} contains whitespace; a token is one word`);
+  const caPath = options.ca || env.LEAKWATCH_CA;
+  let ca: Buffer | undefined;
+  if (caPath) {
+    try {
+      ca = readCaFile(caPath);
+    } catch (err) {
+      throw new ConfigError((err as Error).message);
+    }
+  }
+  return {
+    collector: { url, token, ...(ca ? { ca } : {}) },
+    spoolDir: options.spoolDir || env.LEAKWATCH_SPOOL_DIR || defaultSpoolDir(),
+  };
+}
+
+function spoolSize(value: string): number {
+  const bytes = parseByteSize(value);
+  if (bytes < 64 * 1024) throw new InvalidArgumentError(`the spool needs at least 64KiB, got "${value}"`);
+  return bytes;
+}
+
+function fail(message: string, exitCode: number): void {
+  process.stderr.write(`leakwatch agent: ${message}\n`);
+  process.exitCode = exitCode;
+}
