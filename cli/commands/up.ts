@@ -1,0 +1,130 @@
+// `leakwatch up`: the collector and an agent for this machine in one process, with embedded
+// defaults: data in ./.leakwatch, 127.0.0.1:7070, tokens made at the first start. The README's
+// "run it here" command (`npm start`).
+import type { Command } from 'commander';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { createLogger } from '../../common/log.js';
+import { createAgentMetrics } from '../../agent/metrics.js';
+import { startAgent } from '../../agent/runtime.js';
+import { createTokenInFile, loadTokensFile, writeTokensFile, type TokenEntry } from '../../server/auth.js';
+import { startCollector } from '../../server/collector.js';
+import { createCollectorMetrics } from '../../server/metrics.js';
+import { openStore } from '../../server/store/sqlite-store.js';
+import { LOCAL_TOKEN_FILE } from '../api-client.js';
+import { addNodeRootOptions, type NodeRootOptions } from '../node-options.js';
+import { packageVersion } from '../package-info.js';
+import { parsePositiveNumber } from '../parse.js';
+import { parseListen } from './collector.js';
+
+interface UpOptions extends Omit<NodeRootOptions, 'kmsg'> {
+  kmsg: string | false;
+  listen: { host: string; port: number };
+  dataDir: string;
+  interval: number;
+  nodeName: string;
+  includeHost?: boolean;
+}
+
+const LOCAL_AGENT = 'local-agent';
+const LOCAL_ADMIN = 'local-admin';
+
+export function registerUp(program: Command): void {
+  addNodeRootOptions(
+    program
+      .command('up')
+      .description('run the collector and an agent for this machine in one process (data in ./.leakwatch, http://127.0.0.1:7070)')
+      .option('--listen <host:port>', 'address of the collector', parseListen, parseListen('127.0.0.1:7070'))
+      .option('--data-dir <dir>', 'database, evidence and tokens', '.leakwatch')
+      .option('-i, --interval <seconds>', 'sampling interval', parsePositiveNumber, 1)
+      .option('--node-name <name>', 'node name put on findings (env NODE_NAME)', process.env.NODE_NAME ?? hostname())
+      .option('--include-host', 'also watch processes that are not in a pod')
+      .option('--no-kmsg', 'do not follow the kernel log'),
+  ).action(async (options: UpOptions) => {
+    const log = createLogger();
+    mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
+    const tokensPath = join(options.dataDir, 'tokens.json');
+    const firstRun = !existsSync(tokensPath);
+    let adminToken: string | null = null;
+    if (firstRun) {
+      adminToken = createTokenInFile(tokensPath, LOCAL_ADMIN, ['admin']).token;
+      // Kept for the engineer's commands on this machine (leakwatch findings reads it); 0600 in a 0700 directory.
+      writeFileSync(join(options.dataDir, 'local-token'), `${adminToken}\n`, { mode: 0o600 });
+    }
+    // The in-process agent gets a fresh token at every start: the file keeps only hashes, and a
+    // token nobody else ever saw cannot leak.
+    const agent = rotateAgentToken(tokensPath);
+
+    const store = openStore(options.dataDir, { log: (msg, fields) => log.info(msg, fields) });
+    const agentMetrics = createAgentMetrics({ nodeName: options.nodeName, includeHost: options.includeHost ?? false });
+    const collectorMetrics = createCollectorMetrics();
+    const collector = await startCollector({
+      store,
+      ownsStore: true,
+      host: options.listen.host,
+      port: options.listen.port,
+      tokens: agent.entries,
+      version: packageVersion(),
+      log,
+      metrics: collectorMetrics,
+      extraRoutes: [
+        {
+          method: 'GET',
+          path: '/metrics',
+          // Names and numbers only, no command lines: scraped like any exporter.
+          scope: null,
+          handle: async () => ({
+            status: 200,
+            contentType: agentMetrics.contentType,
+            text: `${await collectorMetrics.render()}\n${await agentMetrics.render()}`,
+          }),
+        },
+      ],
+    });
+    const runtime = startAgent({
+      nodeName: options.nodeName,
+      version: packageVersion(),
+      intervalSec: options.interval,
+      sampler: { procRoot: options.procRoot, cgroupRoot: options.cgroupRoot, podLogRoot: options.podLogRoot },
+      kmsgPath: options.kmsg === false ? null : options.kmsg,
+      includeHost: options.includeHost ?? false,
+      collector: { url: collector.url, token: agent.token },
+      spoolDir: join(options.dataDir, 'spool'),
+      log,
+      onPass: (pass) => {
+        if (pass.sample) agentMetrics.update(pass.sample, pass.openFindings, pass.durationMs, { events: pass.events });
+      },
+    });
+
+    const lines = [
+      `leakwatch is up: collector ${collector.url} with an agent for node ${options.nodeName}`,
+      firstRun
+        ? `admin token (shown once; also saved to ${join(options.dataDir, 'local-token')} for commands run from this directory):\n  ${adminToken}`
+        : `admin token: in ${join(options.dataDir, 'local-token')} (made at the first start)`,
+      'in another terminal:  npx leakwatch findings      (what the agent found)',
+      '                      npx leakwatch demo data-processor   (replay a seed incident in a fake pod)',
+      `metrics: ${collector.url}/metrics   Ctrl-C to stop`,
+    ];
+    process.stdout.write(`${lines.join('\n')}\n`);
+    if (options.dataDir !== '.leakwatch' && firstRun) process.stdout.write(`(commands look for ${LOCAL_TOKEN_FILE}; from elsewhere pass --token)\n`);
+
+    const signal = await new Promise<NodeJS.Signals>((resolve) => {
+      process.once('SIGTERM', () => resolve('SIGTERM'));
+      process.once('SIGINT', () => resolve('SIGINT'));
+    });
+    log.info('stopping', { signal });
+    await runtime.close({ flushMs: 2000 });
+    await collector.close();
+    process.exitCode = 0;
+    setTimeout(() => process.exit(0), 2000).unref();
+  });
+}
+
+/** Replaces the local agent's token entry with a new one and returns it with all entries. */
+function rotateAgentToken(tokensPath: string): { token: string; entries: TokenEntry[] } {
+  const others = loadTokensFile(tokensPath).filter((e) => e.name !== LOCAL_AGENT);
+  writeTokensFile(tokensPath, others);
+  const { token } = createTokenInFile(tokensPath, LOCAL_AGENT, ['agent']);
+  return { token, entries: loadTokensFile(tokensPath) };
+}
