@@ -11,11 +11,14 @@ import { agentSocketUrl, readCaFile } from '../../agent/uplink.js';
 import { addNodeRootOptions, type NodeRootOptions } from '../node-options.js';
 import { parsePositiveNumber } from '../parse.js';
 import { packageVersion } from '../package-info.js';
-import { parseByteSize } from './collector.js';
+import { parseByteSize, parseListen } from './collector.js';
+import { createAgentMetrics } from '../../agent/metrics.js';
+import { createLoopLiveness, startAgentHttp } from '../../agent/http.js';
 
 interface AgentCliOptions extends Omit<NodeRootOptions, 'kmsg'> {
   /** false with --no-kmsg. */
   kmsg: string | false;
+  metricsListen: string;
   collector?: string;
   token?: string;
   tokenFile?: string;
@@ -48,7 +51,8 @@ export function registerAgent(program: Command): void {
       .option('--spool-dir <dir>', `where findings wait while the collector is away (env LEAKWATCH_SPOOL_DIR; default ${defaultSpoolDir()})`)
       .option('--spool-max-bytes <size>', 'bound of the spool; past it the oldest findings are dropped and counted (e.g. 64MiB)', spoolSize, DEFAULT_SPOOL_MAX_BYTES)
       .option('--include-host', 'also watch processes that are not in a pod')
-      .option('--no-kmsg', 'do not follow the kernel log (OOM kills then come from memcg counters only)'),
+      .option('--no-kmsg', 'do not follow the kernel log (OOM kills then come from memcg counters only)')
+      .option('--metrics-listen <host:port>', 'serve /metrics, /healthz and /readyz here (env LEAKWATCH_METRICS_LISTEN; "off" to disable)', process.env.LEAKWATCH_METRICS_LISTEN || '127.0.0.1:9101'),
   ).action(async (options: AgentCliOptions) => {
     let config: ReturnType<typeof resolveConfig>;
     try {
@@ -59,6 +63,15 @@ export function registerAgent(program: Command): void {
       return;
     }
     const log = createLogger();
+    let metricsAddress: { host: string; port: number } | null = null;
+    try {
+      metricsAddress = options.metricsListen === 'off' ? null : parseListen(options.metricsListen);
+    } catch (err) {
+      fail(`--metrics-listen: ${(err as Error).message}`, 2);
+      return;
+    }
+    const metrics = createAgentMetrics({ nodeName: options.nodeName, includeHost: options.includeHost ?? false });
+    const liveness = createLoopLiveness({ intervalMs: options.interval * 1000 });
     let runtime: ReturnType<typeof startAgent>;
     try {
       runtime = startAgent({
@@ -73,10 +86,24 @@ export function registerAgent(program: Command): void {
         spoolDir: config.spoolDir,
         spoolMaxBytes: options.spoolMaxBytes,
         log,
+        onPass: (pass) => {
+          liveness.beat();
+          if (pass.sample) metrics.update(pass.sample, pass.openFindings, pass.durationMs, { events: pass.events });
+        },
       });
     } catch (err) {
       fail(err instanceof Error ? err.message : String(err), 2);
       return;
+    }
+    let http: Awaited<ReturnType<typeof startAgentHttp>> | null = null;
+    if (metricsAddress) {
+      try {
+        http = await startAgentHttp({ ...metricsAddress, metrics, healthy: liveness.healthy, ready: () => runtime.stats().passes > 0, warn: (m) => log.warn(m) });
+      } catch (err) {
+        await runtime.close({ flushMs: 0 });
+        fail(err instanceof Error ? err.message : String(err), 2);
+        return;
+      }
     }
     log.info('agent started', {
       node: options.nodeName,
@@ -97,6 +124,7 @@ export function registerAgent(program: Command): void {
     process.once('SIGTERM', force);
     process.once('SIGINT', force);
     await runtime.close({ flushMs: STOP_FLUSH_MS });
+    await http?.close();
     const stats = runtime.stats();
     log.info('agent stopped', { queuedFindings: stats.spool?.queued ?? 0, droppedFindings: stats.uplink?.droppedFindings ?? 0 });
     process.exitCode = 0;
