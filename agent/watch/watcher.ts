@@ -7,6 +7,7 @@ import type { KmsgFollower } from '../host/kmsg.js';
 import { OomTracker } from '../host/oom-events.js';
 import type { OomKillEvent } from '../host/types.js';
 import type { Finding, FindingTarget, GrowthDetails, ProcessRef, SpawnDetails } from '../../protocol/findings.js';
+import type { FindingChange } from '../../protocol/messages.js';
 import { FanoutDetector, type FanoutEvent, type FanoutOptions } from './fanout.js';
 import { GrowthDetector, type GrowthEvent, type GrowthOptions, type GrowthState } from './growth.js';
 import { judgeSpawn, ProvenanceCache, type SpawnEvidence, type SpawnJudgement } from './spawn-evidence.js';
@@ -35,7 +36,7 @@ export interface WatcherOptions {
   warn?: (msg: string) => void;
 }
 
-export type FindingChange = 'open' | 'update' | 'resolve';
+export type { FindingChange };
 
 export interface FindingEvent {
   change: FindingChange;

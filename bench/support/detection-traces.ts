@@ -17,6 +17,9 @@
 //   cache-plateau   a bounded cache filling (τ 1–10 min) by 50–150 MiB on a 80–150 MiB service
 //   fixed-seeds     the seeds with their fixes: 003's 100-event ring, 002's bounded cache, 000's deque(maxlen=3)
 
+import { prng } from '../../common/prng.js';
+export { prng };
+
 export const MiB = 1024 * 1024;
 export const TRACE_START_MS = Date.UTC(2025, 4, 17, 4, 52, 9);
 
@@ -38,17 +41,6 @@ export interface Trace {
   oomMs: number | null;
 }
 
-/** mulberry32: small, fast, good enough for noise, and the same on every platform. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Rng = () => number;
 const uniform = (rng: Rng, lo: number, hi: number): number => lo + (hi - lo) * rng();

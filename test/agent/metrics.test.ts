@@ -9,20 +9,11 @@ import type { CgroupMemory } from '../../agent/host/types.js';
 import type { FindingEvent } from '../../agent/watch/watcher.js';
 import type { Finding, FindingTarget } from '../../protocol/findings.js';
 import { missingBinary, promtoolCheckMetrics } from '../support/promtool.js';
+import { prng } from '../../common/prng.js';
 
 const MiB = 1024 * 1024;
 const T0 = Date.UTC(2025, 9, 22, 8, 15, 32);
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Where {
   namespace?: string | null;

@@ -11,7 +11,8 @@ import { NodeSampler } from '../../agent/host/node-sampler.js';
 import { Watcher } from '../../agent/watch/watcher.js';
 import { createAgentMetrics } from '../../agent/metrics.js';
 import { createLoopLiveness, startAgentHttp, type AgentHttp } from '../../agent/http.js';
-import { freePort, missingBinary } from '../support/promtool.js';
+import { missingBinary } from '../support/promtool.js';
+import { freePort } from '../support/net.js';
 
 const topN = 5;
 const deadlineMs = 60_000;

@@ -4,8 +4,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
+import { freePort } from '../support/net.js';
 import { join } from 'node:path';
 import { createFakePod, fakeNodeAvailability, type FakePod } from '../support/fake-node.js';
 import { runCli, startCli } from '../support/cli.js';
@@ -14,16 +14,6 @@ import type { Finding } from '../../protocol/findings.js';
 const availability = fakeNodeAvailability();
 const MiB = 1024 * 1024;
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function waitFor<T>(what: string, fn: () => T | undefined, timeoutMs: number): Promise<T> {
   const until = Date.now() + timeoutMs;

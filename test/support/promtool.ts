@@ -1,7 +1,6 @@
 // Prometheus's own tools for checking what /metrics serves: `promtool check metrics` (parser and
 // linter) and the `prometheus` server. Debian's `prometheus` package installs both.
 import { spawnSync } from 'node:child_process';
-import { createServer } from 'node:net';
 
 function onPath(binary: string): boolean {
   const r = spawnSync(binary, ['--version'], { encoding: 'utf8', timeout: 10_000 });
@@ -27,14 +26,3 @@ export function promtoolCheckMetrics(exposition: string): PromtoolResult {
 }
 
 /** A port free right now on 127.0.0.1, for a child process that cannot be told to use port 0. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      probe.close(() => (port ? resolve(port) : reject(new Error('no port from the probe listener'))));
-    });
-  });
-}

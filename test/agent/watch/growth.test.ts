@@ -3,20 +3,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { GrowthDetector, type GrowthEvent, type GrowthOptions, type GrowthState } from '../../../agent/watch/growth.js';
+import { prng } from '../../../common/prng.js';
 
 const MiB = 1024 * 1024;
 const T0 = Date.UTC(2025, 9, 22, 8, 15, 32);
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const gauss = (rng: () => number): number => Math.sqrt(-2 * Math.log(Math.max(rng(), 1e-12))) * Math.cos(2 * Math.PI * rng());
 
 interface Run {

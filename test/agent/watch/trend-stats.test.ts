@@ -10,18 +10,9 @@ import {
   theilSen,
   windowMinima,
 } from '../../../agent/watch/trend-stats.js';
+import { prng } from '../../../common/prng.js';
 
 // seeded PRNG (mulberry32) so every run sees the same "random" data
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const gauss = (rng: () => number): number => Math.sqrt(-2 * Math.log(Math.max(rng(), 1e-12))) * Math.cos(2 * Math.PI * rng());
 const close = (actual: number, expected: number, tol: number, what = ''): void =>
   assert.ok(Math.abs(actual - expected) <= tol, `${what} expected ${expected} ± ${tol}, got ${actual}`);
