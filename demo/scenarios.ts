@@ -3,7 +3,7 @@
 // newcomer to watch; the real-kernel tests run them to check what leakwatch finds. Workloads
 // are the Python programs in demo/workloads/; each scenario says how to drive its pod.
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants, existsSync, mkdirSync, rmSync, statSync, utimesSync } from 'node:fs';
+import { accessSync, constants, cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, utimesSync } from 'node:fs';
 import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
@@ -270,21 +270,29 @@ export async function runScenario(name: string, options: RunScenarioOptions = {}
   if (!availability.ok) throw new Error(availability.reason);
   const python = resolvePython();
   if (python === null) throw new Error('python3 not found on PATH');
-  const workloadsDir = options.workloadsDir ?? findWorkloadsDir();
   // createFakePod makes the cgroups before the log directories; failing on the latter would
   // leave the cgroups behind, so the log root is checked first.
   if (options.logRoot !== undefined) checkLogRoot(options.logRoot);
+  // The workloads run from a private copy, as an app runs from its image's /app: a checkout under
+  // /tmp would otherwise make every workload "a script in a world-writable place".
+  const workloadsDir = installWorkloads(options.workloadsDir ?? findWorkloadsDir());
 
-  const pod = createFakePod({
-    namespace: scenario.namespace,
-    name: scenario.podName,
-    containers: scenario.containers,
-    ...(options.logRoot === undefined ? {} : { logRoot: options.logRoot }),
-  });
+  let pod: FakePod;
+  try {
+    pod = createFakePod({
+      namespace: scenario.namespace,
+      name: scenario.podName,
+      containers: scenario.containers,
+      ...(options.logRoot === undefined ? {} : { logRoot: options.logRoot }),
+    });
+  } catch (err) {
+    rmSync(workloadsDir, { recursive: true, force: true });
+    throw err;
+  }
 
   const events: ScenarioEvent[] = [];
   const listeners = new Set<(event: ScenarioEvent) => void>();
-  const cleanups: Array<() => void> = [];
+  const cleanups: Array<() => void> = [() => rmSync(workloadsDir, { recursive: true, force: true })];
   const aborter = new AbortController();
   const supervised: SupervisedContainer[] = [];
 
@@ -522,6 +530,16 @@ function checkLogRoot(logRoot: string): void {
 }
 
 /** demo/workloads next to this module, or in the source tree when running from dist/. */
+/** Root-only directory for the demo's app copies (the demo needs root for its cgroups anyway). */
+const INSTALL_ROOT = existsSync('/run') ? '/run/leakwatch-demo' : '/var/lib/leakwatch-demo';
+
+function installWorkloads(source: string): string {
+  mkdirSync(INSTALL_ROOT, { recursive: true, mode: 0o700 });
+  const target = mkdtempSync(join(INSTALL_ROOT, 'app-'));
+  cpSync(source, target, { recursive: true, preserveTimestamps: true });
+  return target;
+}
+
 export function findWorkloadsDir(): string {
   const here = dirname(fileURLToPath(import.meta.url));
   const candidates = [join(here, 'workloads'), join(here, '..', '..', 'demo', 'workloads')];

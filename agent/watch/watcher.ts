@@ -48,6 +48,9 @@ interface ProcessKeyed {
   process: AttributedProcess;
 }
 
+/** How early a sampled start time can read (boot time has whole seconds). */
+const startTimeErrorMs = 1000;
+
 /** Pids of repeated spawns kept on a finding (the most recent). */
 const maxSpawnPidsKept = 20;
 
@@ -485,7 +488,12 @@ function sameContainer(t: FindingTarget, kill: OomKillEvent): boolean {
  */
 function survived(kill: OomKillEvent, victimStartMs: number | null, sample: NodeSample): boolean | null {
   if (!kill.containerId) return null;
-  const inContainer = sample.processes.filter((p) => p.containerId === kill.containerId && p.pid !== kill.pid && p.state !== 'Z');
+  // Only processes that were there at the kill can have survived it: a restarted main process
+  // (same cgroup, new process) started after. Start times can read up to ~1 s early (btime has
+  // whole seconds), hence the margin.
+  const inContainer = sample.processes.filter(
+    (p) => p.containerId === kill.containerId && p.pid !== kill.pid && p.state !== 'Z' && p.startTimeMs < kill.atMs - startTimeErrorMs,
+  );
   if (inContainer.length === 0) return false;
   if (inContainer.some((p) => p.nsPid === 1 && p.nsPids.length > 1)) return true;
   // No pid namespace to tell the init: the oldest process is the main one, and if the victim was

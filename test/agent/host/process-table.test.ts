@@ -7,6 +7,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { clockTicksPerSecond, ProcessTable, ProcRootError, type ProcessTableOptions } from '../../../agent/host/process-table.js';
 import type { ProcessSample } from '../../../agent/host/types.js';
+import { unreadableByNobody } from '../../support/places.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repoRoot = resolve(here, '../../..');
@@ -441,6 +442,8 @@ test('real /proc: 64 MiB allocated by a child shows up in rssAnonBytes', async (
 
 test('real permission errors (as uid 65534): reported once per file kind, process kept or skipped', async (t) => {
   if (process.getuid?.() !== 0) return skip(t, 'needs root to run a child as another uid');
+  const unreadable = unreadableByNobody();
+  if (unreadable) return skip(t, unreadable);
   // Root reads mode-000 files anyway, so the EACCES path is exercised for real as an
   // unprivileged user: root-owned processes' /proc/<pid>/exe, and a fixture file with mode 000.
   const work = mkdtempSync(join(tmpdir(), 'leakwatch-eacces-'));

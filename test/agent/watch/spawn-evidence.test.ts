@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import type { ProcessSample } from '../../../agent/host/types.js';
 import { collectSpawnEvidence, contentOf, fdOfScriptPath, judgeSpawn, parentChainOf, ProvenanceCache } from '../../../agent/watch/spawn-evidence.js';
+import { privateArtifactsDir } from '../../support/places.js';
 
 const sha = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -133,9 +134,9 @@ describe('end to end on real processes: a server decodes resources.dat into /tmp
 
   before(async () => {
     python = realPython();
-    await fsp.mkdir(join(repoRoot, 'test-artifacts'), { recursive: true });
     // Outside /tmp on purpose: the app's own directory must not look world-writable.
-    work = await fsp.mkdtemp(join(repoRoot, 'test-artifacts', 'spawn-evidence-'));
+    await fsp.mkdir(privateArtifactsDir(), { recursive: true });
+    work = await fsp.mkdtemp(join(privateArtifactsDir(), 'spawn-evidence-'));
     app = join(work, 'app');
     await fsp.mkdir(app);
   });

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it, type TestContext } from 'node:test';
 import { demoAvailability, scenarioNames } from '../../../demo/scenarios.js';
+import { unreadableByNobody } from '../../support/places.js';
 
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 // program.ts is the lead's; this builds the same kind of program around registerDemo alone.
@@ -71,6 +72,8 @@ describe('leakwatch demo: arguments', () => {
   it('not root: one line with the reason, non-zero exit, nothing built', (t) => {
     const canDrop = process.getuid?.() === 0 && spawnSync('setpriv', ['--version']).status === 0;
     if (skipUnless(t, canDrop, 'needs root and setpriv to run the demo as an unprivileged user')) return;
+    const unreadable = unreadableByNobody();
+    if (skipUnless(t, unreadable === null, unreadable ?? '')) return;
     const r = runDemo(['stress-test'], { asNobody: true });
     assert.equal(r.status, 1, r.stderr);
     assert.equal(r.stdout, '');
