@@ -242,6 +242,8 @@ export type ScenarioOutcome = { reason: 'completed' } | { reason: 'stopped' } | 
 export interface ScenarioHandle {
   readonly scenario: Scenario;
   readonly pod: FakePod;
+  /** The private copy of the workloads the scenario runs (removed by stop()). */
+  readonly workloadsDir: string;
   /** Events so far (the oldest container output is dropped past a bound). */
   readonly events: readonly ScenarioEvent[];
   /** Settles (never rejects) when the scenario has played out, failed or been stopped. */
@@ -380,7 +382,7 @@ export async function runScenario(name: string, options: RunScenarioOptions = {}
     return stopping;
   };
 
-  return { scenario, pod, events, finished, waitFor, stop };
+  return { scenario, pod, workloadsDir, events, finished, waitFor, stop };
 }
 
 /** One line for the demo's terminal; null for events that say nothing new (readiness). */

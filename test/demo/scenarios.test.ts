@@ -422,7 +422,7 @@ describe('demo scenarios on the real kernel', { concurrency: true }, () => {
       assert.ok(workerPids.length >= 4, `worker runs seen: ${workerPids.length}`);
       const runs = eventsOf(handle, 'log').filter((e) => /^run \d+: worker\.py exited with 0$/.test(e.line));
       assert.ok(runs.length >= 5, `runs logged: ${runs.length}`);
-      const worker = join(findWorkloadsDir(), 'controls', 'normal-script', 'worker.py');
+      const worker = join(handle.workloadsDir, 'controls', 'normal-script', 'worker.py');
       assert.ok(Date.now() - statSync(worker).mtimeMs > 3600_000, 'worker.py is an old file');
     });
   });
