@@ -3,23 +3,25 @@
 // (real `ws` clients, in a second process) send findings of every kind — opened, updated under the
 // same id, resolved; spawns with a few KiB of script — plus series and heartbeats, and count only
 // what the collector acknowledged (it acks after the fsynced commit). Meanwhile four API clients
-// read findings, one finding, targets and agents in a closed loop, and the collector's RSS and
-// CPU are read from /proc every second.
+// read findings, one finding, targets and agents (10 requests/s each), and the collector's RSS,
+// CPU and disk writes are read from /proc every second.
 //   1. saturation: every agent keeps 4 batches of 25 events in flight, sending on each ack;
 //   2. the collector is restarted on the same data (SIGTERM, start, agents reconnect);
 //   3. a 2-minute run at 5,000 findings/s offered (or the saturation rate if lower).
 // Prints Markdown tables and writes bench/results/collector.json.
 import { fork, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { generateToken, hashToken, writeTokensFile } from '../server/auth.js';
-import { ApiLoad, type ApiPhaseResult } from './support/collector-api-load.js';
-import type { FleetCommand, FleetDrained, FleetMode, FleetTick } from './support/collector-agents.js';
-import { buildForBench, killAndWait, readProcCpuMs, readProcMemory, startCollectorProcess, type BenchBuild, type CollectorProcess, type ProcMemory } from './support/collector-process.js';
+import { ApiLoad, TARGETS_PATH, type ApiPhaseResult } from './support/collector-api-load.js';
+import type { FleetDrained, FleetTick } from './support/collector-agents.js';
+import { Fleet } from './support/collector-fleet.js';
+import { buildForBench, killAndWait, startCollectorProcess, type BenchBuild, type CollectorProcess } from './support/collector-process.js';
+import { Sampler, type MemorySample } from './support/collector-sampler.js';
 import { trend } from './support/collector-stats.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -27,6 +29,8 @@ const resultsFile = join(here, 'results', 'collector.json');
 
 const AGENTS = 200;
 const API_CONCURRENCY = 4;
+/** Each API client starts a request this often: 4 × 10 req/s, a busy team's dashboards and CLIs. */
+const API_INTERVAL_MS = 100;
 // LEAKWATCH_BENCH_QUICK=1 shortens every phase to check the harness itself; it writes no results.
 const QUICK = process.env.LEAKWATCH_BENCH_QUICK === '1';
 const SATURATION = { seconds: QUICK ? 8 : 25, skipSeconds: QUICK ? 2 : 5, batchEvents: 25, maxInFlight: 4 };
@@ -36,112 +40,6 @@ const TARGETS = { findingsPerSec: 5000, apiP99Ms: 50, rssSlopeMiBPerMin: 2 };
 /** The bench stops if the collector grows past this: a leak must not take the machine with it. */
 const RSS_GUARD_BYTES = 1024 * 1024 * 1024;
 const MiB = 1024 * 1024;
-
-interface MemorySample extends ProcMemory {
-  phase: string;
-  /** Seconds since the phase began. */
-  t: number;
-  collectorCpuMs: number | null;
-  fleetCpuMs: number | null;
-  benchCpuMs: number;
-}
-
-/** The agent fleet's process, driven over IPC. */
-class Fleet {
-  readonly ticks: FleetTick[] = [];
-  private waiters: Array<{ type: string; resolve: (m: any) => void; reject: (e: Error) => void }> = [];
-  fatal: Error | null = null;
-
-  constructor(readonly child: ChildProcess) {
-    child.on('message', (raw) => {
-      const m = raw as { type: string; error?: string };
-      if (m.type === 'tick') {
-        this.ticks.push(m as FleetTick);
-        return;
-      }
-      if (m.type === 'fatal') {
-        this.fail(new Error(`agent fleet failed: ${m.error}`));
-        return;
-      }
-      const i = this.waiters.findIndex((w) => w.type === m.type);
-      if (i >= 0) this.waiters.splice(i, 1)[0]!.resolve(m);
-    });
-    child.once('exit', (code, signal) => this.fail(new Error(`agent fleet exited (${code ?? signal})`)));
-  }
-
-  private fail(err: Error): void {
-    this.fatal ??= err;
-    for (const w of this.waiters.splice(0)) w.reject(err);
-  }
-
-  send(cmd: FleetCommand): void {
-    if (this.fatal) throw this.fatal;
-    this.child.send(cmd);
-  }
-
-  request<T>(cmd: FleetCommand, reply: string, timeoutMs: number): Promise<T> {
-    if (this.fatal) return Promise.reject(this.fatal);
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`agent fleet: no ${reply} within ${timeoutMs} ms`)), timeoutMs);
-      this.waiters.push({
-        type: reply,
-        resolve: (m: T) => (clearTimeout(timer), resolve(m)),
-        reject: (e) => (clearTimeout(timer), reject(e)),
-      });
-      this.child.send(cmd);
-    });
-  }
-
-  mode(phase: string, mode: FleetMode): void {
-    this.send({ cmd: 'mode', phase, mode });
-  }
-}
-
-/** Reads the collector's memory and CPU (and the other processes' CPU) once a second. */
-class Sampler {
-  readonly samples: MemorySample[] = [];
-  private timer: NodeJS.Timeout | null = null;
-  private phase = 'setup';
-  private phaseStart = performance.now();
-  guardTripped: string | null = null;
-
-  constructor(
-    private collectorPid: number,
-    private readonly fleetPid: number,
-  ) {}
-
-  begin(phase: string, collectorPid = this.collectorPid): void {
-    this.collectorPid = collectorPid;
-    this.phase = phase;
-    this.phaseStart = performance.now();
-    this.sample();
-    if (!this.timer) this.timer = setInterval(() => this.sample(), 1000);
-  }
-
-  stop(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
-  }
-
-  of(phase: string): MemorySample[] {
-    return this.samples.filter((s) => s.phase === phase);
-  }
-
-  private sample(): void {
-    const mem = readProcMemory(this.collectorPid);
-    if (!mem) return;
-    const cpu = process.cpuUsage();
-    this.samples.push({
-      phase: this.phase,
-      t: (performance.now() - this.phaseStart) / 1000,
-      ...mem,
-      collectorCpuMs: readProcCpuMs(this.collectorPid),
-      fleetCpuMs: readProcCpuMs(this.fleetPid),
-      benchCpuMs: (cpu.user + cpu.system) / 1000,
-    });
-    if (mem.rssBytes > RSS_GUARD_BYTES) this.guardTripped ??= `collector RSS reached ${(mem.rssBytes / MiB).toFixed(0)} MiB (guard ${RSS_GUARD_BYTES / MiB} MiB)`;
-  }
-}
 
 /** Sleeps, but gives up at once if the fleet failed or the memory guard tripped. */
 async function hold(seconds: number, fleet: Fleet, sampler: Sampler, collector: CollectorProcess): Promise<void> {
@@ -164,6 +62,14 @@ function tickRate(ticks: FleetTick[], phase: string, skip: number): { perSec: nu
   const acked = window.slice(1).reduce((n, t) => n + t.ackedFindings, 0);
   const perTick = window.slice(1).map((t) => t.ackedFindings);
   return { perSec: acked / seconds, minPerSec: Math.min(...perTick), maxPerSec: Math.max(...perTick), seconds };
+}
+
+/** Growth of a cumulative counter per second of the samples' span. */
+function perSecond(samples: MemorySample[], key: 'collectorWriteBytes'): number {
+  const first = samples[0];
+  const last = samples.at(-1);
+  if (!first || !last || first[key] === null || last[key] === null || last.t === first.t) return Number.NaN;
+  return (last[key]! - first[key]!) / (last.t - first.t);
 }
 
 function cpuShare(samples: MemorySample[], key: 'collectorCpuMs' | 'fleetCpuMs' | 'benchCpuMs'): number {
@@ -198,6 +104,22 @@ function dirBytes(dir: string): number {
   return total;
 }
 
+/** "ext4 /dev/vda on /" for the mount holding `path`, from /proc/mounts. */
+function mountOf(path: string): string {
+  try {
+    let best: string[] | null = null;
+    for (const line of readFileSync('/proc/mounts', 'utf8').split('\n')) {
+      const f = line.split(' ');
+      const at = f[1];
+      if (!at || !(path === at || path.startsWith(at.endsWith('/') ? at : `${at}/`))) continue;
+      if (!best || at.length >= best[1]!.length) best = f;
+    }
+    return best ? `${best[2]} ${best[0]} on ${best[1]} (${path})` : path;
+  } catch {
+    return path;
+  }
+}
+
 export async function run(): Promise<unknown> {
   const startedAt = Date.now();
   let build: BenchBuild | null = null;
@@ -209,13 +131,16 @@ export async function run(): Promise<unknown> {
 
   const teardown = async () => {
     sampler?.stop();
-    await api?.stop().catch(() => {});
-    api = null;
+    // Processes first: API requests to a killed collector then fail at once instead of timing out.
     if (fleetChild) await killAndWait(fleetChild);
     fleetChild = null;
     if (collector) await killAndWait(collector.child);
     collector = null;
-    if (tmp) rmSync(tmp, { recursive: true, force: true });
+    await api?.stop().catch(() => {});
+    api = null;
+    // LEAKWATCH_BENCH_KEEP_DATA=1 keeps the data directory to look into (its path is printed).
+    if (tmp && process.env.LEAKWATCH_BENCH_KEEP_DATA === '1') console.log(`kept ${tmp}`);
+    else if (tmp) rmSync(tmp, { recursive: true, force: true });
     tmp = null;
     build?.cleanup();
     build = null;
@@ -249,18 +174,18 @@ export async function run(): Promise<unknown> {
     const firstStartMs = collector.startMs;
     console.log(`collector pid ${collector.pid} at ${collector.url} (started in ${firstStartMs} ms), data in ${dataDir}`);
 
-    fleetChild = fork(build.agentsScript, [agentToken, String(AGENTS)], { execArgv: build.nodeArgs, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    fleetChild = fork(build.agentsScript, [String(AGENTS)], { execArgv: build.nodeArgs, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     const fleet = new Fleet(fleetChild);
-    const connect1 = await fleet.request<{ ms: number; connected: number; failures: string[] }>({ cmd: 'connect', url: collector.agentUrl }, 'connected', 60_000);
+    const connect1 = await fleet.request<{ ms: number; connected: number; failures: string[] }>({ cmd: 'connect', url: collector.agentUrl, token: agentToken }, 'connected', 60_000);
     if (connect1.connected !== AGENTS) throw new Error(`only ${connect1.connected} of ${AGENTS} agents connected: ${connect1.failures.join('; ')}`);
     console.log(`${AGENTS} agents connected in ${connect1.ms} ms`);
 
-    sampler = new Sampler(collector.pid, fleetChild.pid!);
+    sampler = new Sampler(collector.pid, fleetChild.pid!, RSS_GUARD_BYTES);
     loopDelay.enable();
 
     // ---- 1. saturation
     console.log(`saturation: ${SATURATION.seconds} s, every agent ${SATURATION.maxInFlight} × ${SATURATION.batchEvents} events in flight, ${API_CONCURRENCY} API clients ...`);
-    api = new ApiLoad(collector.url, readToken, API_CONCURRENCY);
+    api = new ApiLoad(collector.url, readToken, API_CONCURRENCY, API_INTERVAL_MS);
     sampler.begin('saturation');
     api.start('saturation');
     fleet.mode('saturation', { kind: 'unpaced', batchEvents: SATURATION.batchEvents, maxInFlight: SATURATION.maxInFlight });
@@ -283,7 +208,7 @@ export async function run(): Promise<unknown> {
     collector = await startCollectorProcess(build, dataDir, tokensFile);
     const restartStartMs = collector.startMs;
     console.log(`collector stopped in ${stop1.ms} ms (exit ${stop1.code ?? stop1.signal}); restarted on ${mib(dbBytesAfterSaturation)} MiB of data in ${collector.startMs} ms`);
-    const connect2 = await fleet.request<{ ms: number; connected: number; failures: string[] }>({ cmd: 'connect', url: collector.agentUrl }, 'connected', 60_000);
+    const connect2 = await fleet.request<{ ms: number; connected: number; failures: string[] }>({ cmd: 'connect', url: collector.agentUrl, token: agentToken }, 'connected', 60_000);
     if (connect2.connected !== AGENTS) throw new Error(`only ${connect2.connected} of ${AGENTS} agents reconnected: ${connect2.failures.join('; ')}`);
     sampler.begin('idle', collector.pid);
     fleet.mode('idle', { kind: 'idle' });
@@ -293,7 +218,7 @@ export async function run(): Promise<unknown> {
     const offered = saturation.perSec >= RUN.offeredPerSec ? RUN.offeredPerSec : Math.max(100, Math.floor(saturation.perSec / 100) * 100);
     console.log(`run: ${RUN.seconds} s at ${n0(offered)} findings/s offered, ${API_CONCURRENCY} API clients ...`);
     loopDelay.reset();
-    api = new ApiLoad(collector.url, readToken, API_CONCURRENCY);
+    api = new ApiLoad(collector.url, readToken, API_CONCURRENCY, API_INTERVAL_MS);
     sampler.begin('run');
     api.start('run');
     fleet.mode('run', { kind: 'paced', ratePerSec: offered, maxInFlight: RUN.maxInFlight });
@@ -304,7 +229,7 @@ export async function run(): Promise<unknown> {
     sampler.begin('drain');
     const benchLoopP99Ms = loopDelay.percentile(99) / 1e6;
     loopDelay.disable();
-    const drain2 = await fleet.request<FleetDrained>({ cmd: 'drain', timeoutMs: 60_000 }, 'drained', 70_000);
+    const drain2 = await fleet.request<FleetDrained>({ cmd: 'drain', timeoutMs: 45_000 }, 'drained', 55_000);
     await api.stop();
     const apiRun = api.results();
     api = null;
@@ -318,6 +243,8 @@ export async function run(): Promise<unknown> {
     // Everything acknowledged is in the database: one row per finding id whose open was acked.
     const db = new Database(join(dataDir, 'leakwatch.db'), { readonly: true });
     const count = (sql: string) => (db.prepare(sql).pluck().get() as number) ?? 0;
+    const findingById = db.prepare('SELECT 1 FROM findings WHERE id = ?').pluck();
+    const missingAcked = drain2.ackedOpenIds.filter((id) => findingById.get(id) === undefined);
     const stored = {
       findings: count('SELECT count(*) FROM findings'),
       findingEvents: count('SELECT count(*) FROM finding_events'),
@@ -354,7 +281,7 @@ export async function run(): Promise<unknown> {
         sustainedShare >= 0.99 && (lastRunTick ? lastRunTick.backlogEvents <= offered : false) && drain2.clean,
       [`API p99 < ${TARGETS.apiP99Ms} ms under the run's load`]: apiRunAll.all.p99Ms < TARGETS.apiP99Ms,
       [`collector RSS flat over the run (Theil–Sen slope of the last ${RUN.slopeWindowSeconds} s < ${TARGETS.rssSlopeMiBPerMin} MiB/min)`]: rssTrend.theilSen < TARGETS.rssSlopeMiBPerMin,
-      'every acknowledged finding is in the database': stored.findings === drain2.ackedOpensTotal,
+      'every acknowledged finding is in the database': missingAcked.length === 0 && drain2.ackedOpenIds.length > 0,
       'no errors from the collector': Object.keys(drain2.errors).length === 0 && logs1.error + logs2.error === 0,
     };
 
@@ -369,14 +296,15 @@ export async function run(): Promise<unknown> {
         cpus: cpuCount,
         cpuModel: os.cpus()[0]?.model ?? 'unknown',
         memTotalBytes: os.totalmem(),
-        dataDisk: dataDir,
+        dataDisk: mountOf(dataDir),
       },
       method: {
         collector: `leakwatch collector --listen 127.0.0.1:0 (${build.how}), its own process; SQLite WAL, synchronous=FULL, data on the local disk`,
-        agents: `${AGENTS} ws clients in one separate process; hello, then findings (opens, updates of the same ids, resolves; kinds growth 50 %, fanout 20 %, suspicious-spawn 15 % with 2-6 KiB scripts, oom-kill 15 %), series every 5 s (20 targets per agent), heartbeats every 15 s; at most 4 messages unacknowledged per agent; a finding counts when its batch is acked`,
+        agents: `${AGENTS} ws clients in one separate process; hello, then findings: each agent holds 150 live findings on 30 targets, each event picks one and opens it (empty slot), resolves it (3 %) or updates it under the same id with a later updatedAt; new findings are growth 50 %, fanout 20 %, suspicious-spawn 15 % (a distinct 2-6 KiB script each), oom-kill 15 %; series every 5 s (30 targets, a point per second each), heartbeats every 15 s; at most 4 messages unacknowledged per agent; a finding counts when its batch is acked`,
         saturation: `${SATURATION.seconds} s, each agent ${SATURATION.maxInFlight} batches × ${SATURATION.batchEvents} events in flight, next batch on each ack; rate over the last ${SATURATION.seconds - SATURATION.skipSeconds} s`,
         run: `collector restarted on the saturation phase's data, agents reconnected, ${IDLE_SECONDS} s idle, then ${RUN.seconds} s at the offered rate: each agent makes its share once a second and sends it like the uplink (batches ≤ 500 events, ≤ ${RUN.maxInFlight} in flight)`,
-        api: `${API_CONCURRENCY} clients, closed loop without think time, keep-alive, cycling GET /api/v1/findings?limit=100, /api/v1/findings/<id from the last list> (spawn reads write an audit row), /api/v1/targets, /api/v1/agents; latency = request start to last byte`,
+        api: `${API_CONCURRENCY} clients, each starting a request every ${API_INTERVAL_MS} ms (at once if the previous took longer), keep-alive, cycling GET /api/v1/findings?limit=100, /api/v1/findings/<id from the last list> (spawn reads write an audit row), ${TARGETS_PATH}, /api/v1/agents; latency = request start to last byte`,
+        targetsPath: TARGETS_PATH,
         rss: `VmRSS from /proc/<pid>/status each second; slope over the run's last ${RUN.slopeWindowSeconds} s, Theil–Sen (verdict) and least squares`,
       },
       saturation: {
@@ -391,6 +319,7 @@ export async function run(): Promise<unknown> {
         fleetCpuShare: cpuShare(saturationSamples, 'fleetCpuMs'),
         benchCpuShare: cpuShare(saturationSamples, 'benchCpuMs'),
         collectorRssPeakBytes: Math.max(...saturationSamples.map((s) => s.rssBytes)),
+        collectorDiskWriteBytesPerSec: Math.round(perSecond(saturationSamples, 'collectorWriteBytes')),
         drain: { clean: drain1.clean, inFlightEvents: drain1.inFlightEvents },
       },
       restart: {
@@ -421,6 +350,7 @@ export async function run(): Promise<unknown> {
         collectorCpuShare: cpuShare(runSamples, 'collectorCpuMs'),
         fleetCpuShare: cpuShare(runSamples, 'fleetCpuMs'),
         benchCpuShare: cpuShare(runSamples, 'benchCpuMs'),
+        collectorDiskWriteBytesPerSec: Math.round(perSecond(runSamples, 'collectorWriteBytes')),
         rss: {
           idleBeforeBytes: idleSamples.at(-1)?.rssBytes ?? null,
           startBytes: rssStart?.rssBytes ?? null,
@@ -433,7 +363,7 @@ export async function run(): Promise<unknown> {
         },
         stop: { ms: stop2.ms, exit: stop2.code ?? stop2.signal, killed: stop2.killed },
       },
-      stored: { ...stored, ackedDistinctFindingIds: drain2.ackedOpensTotal, dataDirBytes: dataBytes },
+      stored: { ...stored, ackedDistinctFindingIds: drain2.ackedOpenIds.length, ackedMissing: missingAcked.length, missingSample: missingAcked.slice(0, 5), dataDirBytes: dataBytes },
       collectorLog: { warnings: logs1.warn + logs2.warn, errors: logs1.error + logs2.error, lastProblems: [...logs1.lastProblems, ...logs2.lastProblems].slice(-10) },
       fleetErrors: drain2.errors,
       rssSeries: runSamples.map((s) => ({ t: Math.round(s.t * 10) / 10, rssBytes: s.rssBytes, anonBytes: s.anonBytes })),
@@ -461,6 +391,7 @@ export async function run(): Promise<unknown> {
           ['run: collector RSS start / 30 s / end (MiB)', `${mib(rssStart?.rssBytes)} / ${mib(rss30?.rssBytes)} / ${mib(rssEnd?.rssBytes)}`, ''],
           [`run: RSS slope, last ${RUN.slopeWindowSeconds} s (MiB/min, Theil–Sen; least squares)`, `${rssTrend.theilSen.toFixed(2)} (${rssTrend.leastSquares.toFixed(2)})`, `< ${TARGETS.rssSlopeMiBPerMin}`],
           ['run: collector CPU / agents CPU / bench CPU (of one core)', `${pct(result.run.collectorCpuShare)} / ${pct(result.run.fleetCpuShare)} / ${pct(result.run.benchCpuShare)}`, ''],
+          ['collector disk writes, saturation / run (MiB/s; KiB per acked finding)', `${mib(result.saturation.collectorDiskWriteBytesPerSec)} / ${mib(result.run.collectorDiskWriteBytesPerSec)} (${f1(result.saturation.collectorDiskWriteBytesPerSec / saturation.perSec / 1024)} / ${f1(result.run.collectorDiskWriteBytesPerSec / run.perSec / 1024)})`, ''],
         ],
       ),
     );
@@ -471,13 +402,14 @@ export async function run(): Promise<unknown> {
         (Object.keys(apiRunAll.byRoute) as Array<keyof ApiPhaseResult['byRoute']>).map((r) => {
           const s = apiSatAll.byRoute[r];
           const u = apiRunAll.byRoute[r];
-          return [`GET /api/v1/${r}`, n0(s.requests), f1(s.p50Ms), f1(s.p99Ms), n0(u.requests), f1(u.p50Ms), f1(u.p99Ms), f1(u.maxMs)];
+          return [`GET ${r === 'targets' ? TARGETS_PATH : `/api/v1/${r}`}`, n0(s.requests), f1(s.p50Ms), f1(s.p99Ms), n0(u.requests), f1(u.p50Ms), f1(u.p99Ms), f1(u.maxMs)];
         }),
       ),
     );
     console.log('');
-    console.log(`stored after the run: ${n0(stored.findings)} findings (${n0(drain2.ackedOpensTotal)} ids acked), ${n0(stored.findingEvents)} finding events, ${n0(stored.blobs)} script blobs, ${n0(stored.seriesRows)} series rows, ${mib(dataBytes)} MiB on disk`);
+    console.log(`stored after the run: ${n0(stored.findings)} findings (${n0(drain2.ackedOpenIds.length)} ids acked, ${missingAcked.length} of them missing; unacked writes may be there too), ${n0(stored.findingEvents)} finding events, ${n0(stored.blobs)} script blobs, ${n0(stored.seriesRows)} series rows, ${mib(dataBytes)} MiB on disk`);
     console.log(`restart: stop ${stop1.ms} ms, start on ${mib(dbBytesAfterSaturation)} MiB of data ${restartStartMs} ms, ${connect2.ms} ms to reconnect ${AGENTS} agents; final stop ${stop2.ms} ms`);
+    console.log(`run: ${n0(runPhase?.madeFindings ?? NaN)} findings made, ${n0(runPhase?.ackedFindings ?? NaN)} acked (with the drain), at the end ${n0(lastRunTick?.backlogEvents ?? NaN)} queued in agents and ${n0(lastRunTick?.inFlightEvents ?? NaN)} in flight`);
     console.log(`collector log: ${result.collectorLog.warnings} warnings, ${result.collectorLog.errors} errors; fleet errors: ${JSON.stringify(drain2.errors)}`);
     console.log('');
     for (const [name, ok] of Object.entries(verdicts)) console.log(`${ok ? 'PASS' : 'FAIL'}  ${name}`);

@@ -5,7 +5,7 @@
 // messages unacknowledged, a batch at most 500 events, and an event counts only once its batch
 // is acknowledged (the collector acks after the commit, so acked means durable).
 //
-// Parent → child: {cmd:'connect', url}, {cmd:'mode', phase, mode}, {cmd:'drain', timeoutMs},
+// Parent → child: {cmd:'connect', url, token}, {cmd:'mode', phase, mode}, {cmd:'drain', timeoutMs},
 // {cmd:'disconnect'}, {cmd:'exit'}. Child → parent: 'connected', a 'tick' every second,
 // 'drained', 'disconnected', 'fatal'.
 import WebSocket from 'ws';
@@ -19,7 +19,8 @@ export type FleetMode =
   | { kind: 'paced'; ratePerSec: number; maxInFlight: number };
 
 export type FleetCommand =
-  | { cmd: 'connect'; url: string }
+  /** The token comes over IPC: on the command line every `ps` would show it. */
+  | { cmd: 'connect'; url: string; token: string }
   | { cmd: 'mode'; phase: string; mode: FleetMode }
   | { cmd: 'drain'; timeoutMs: number }
   | { cmd: 'disconnect' }
@@ -61,8 +62,8 @@ export interface FleetDrained {
   inFlightEvents: number;
   backlogEvents: number;
   phases: PhaseSummary[];
-  /** Distinct finding ids whose open was acknowledged, since the fleet started. */
-  ackedOpensTotal: number;
+  /** Finding ids whose open was acknowledged, since the fleet started (each is a distinct finding). */
+  ackedOpenIds: string[];
   errors: Record<string, number>;
 }
 
@@ -87,11 +88,10 @@ interface PhaseStats {
 
 const newPhase = (phase: string): PhaseStats => ({ phase, ackedFindings: 0, ackedOpens: 0, ackedSeriesPoints: 0, madeFindings: 0, droppedFromBacklog: 0, ackMs: [], seriesAckMs: [], bytesSent: 0 });
 
-const [tokenArg, countArg] = process.argv.slice(2);
-const token = tokenArg ?? '';
-const agentCount = Number(countArg ?? 200);
-if (!token || !Number.isInteger(agentCount) || agentCount < 1) {
-  process.stderr.write('usage: collector-agents <agent token> <agents>\n');
+const agentCount = Number(process.argv[2] ?? 200);
+let token = '';
+if (!Number.isInteger(agentCount) || agentCount < 1) {
+  process.stderr.write('usage: collector-agents <agents>\n');
   process.exit(2);
 }
 if (!process.send) {
@@ -103,7 +103,7 @@ let mode: FleetMode = { kind: 'idle' };
 const phases: PhaseStats[] = [];
 let current = newPhase('setup');
 phases.push(current);
-let ackedOpensTotal = 0;
+const ackedOpenIds: string[] = [];
 const errors: Record<string, number> = {};
 const countError = (code: string) => (errors[code] = (errors[code] ?? 0) + 1);
 // Per-tick deltas.
@@ -112,7 +112,7 @@ let tick = { ackedFindings: 0, ackedFindingMessages: 0, ackedSeriesPoints: 0, ma
 interface InFlight {
   kind: 'findings' | 'series';
   events: number;
-  opens: number;
+  opens: string[];
   points: number;
   sentAt: number;
   phase: PhaseStats;
@@ -283,7 +283,7 @@ class SimAgent {
   private sendFindings(events: WireEvent[]): void {
     const seq = ++this.seq;
     const text = `{"type":"findings","seq":${seq},"events":[${events.map((e) => e.json).join(',')}]}`;
-    const opens = events.reduce((n, e) => n + (e.opened ? 1 : 0), 0);
+    const opens = events.flatMap((e) => (e.opened === null ? [] : [e.opened]));
     this.inFlight.set(seq, { kind: 'findings', events: events.length, opens, points: 0, sentAt: performance.now(), phase: current });
     this.findingsInFlight++;
     this.inFlightEvents += events.length;
@@ -296,7 +296,7 @@ class SimAgent {
     const { targets, points } = this.gen.series(Date.now(), 60);
     if (points.length === 0) return;
     const seq = ++this.seq;
-    this.inFlight.set(seq, { kind: 'series', events: 0, opens: 0, points: points.length, sentAt: performance.now(), phase: current });
+    this.inFlight.set(seq, { kind: 'series', events: 0, opens: [], points: points.length, sentAt: performance.now(), phase: current });
     this.seriesInFlight = true;
     const text = JSON.stringify({ type: 'series', seq, targets, points });
     current.bytesSent += text.length;
@@ -317,8 +317,8 @@ class SimAgent {
     this.forget(seq);
     if (f.kind === 'findings') {
       f.phase.ackedFindings += f.events;
-      f.phase.ackedOpens += f.opens;
-      ackedOpensTotal += f.opens;
+      f.phase.ackedOpens += f.opens.length;
+      for (const id of f.opens) ackedOpenIds.push(id);
       f.phase.ackMs.push(latency);
       tick.ackedFindings += f.events;
       tick.ackedFindingMessages++;
@@ -415,6 +415,9 @@ async function connectAll(url: string): Promise<void> {
 async function drain(timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   mode = { kind: 'idle' };
+  // Ticks from here on belong to the drain; acks still count for the phase that sent the batch.
+  current = newPhase(`${current.phase}-drain`);
+  phases.push(current);
   for (const a of agents) a.pump();
   while (Date.now() < deadline) {
     const t = totals();
@@ -429,7 +432,7 @@ async function drain(timeoutMs: number): Promise<void> {
     inFlightEvents: t.inFlightEvents,
     backlogEvents: t.backlogEvents,
     phases: phases.filter((p) => p.madeFindings > 0 || p.ackedSeriesPoints > 0).map(summarize),
-    ackedOpensTotal,
+    ackedOpenIds,
     errors: { ...errors },
   };
   send(message);
@@ -440,6 +443,7 @@ process.on('message', (raw) => {
   const run = async () => {
     switch (m.cmd) {
       case 'connect':
+        token = m.token;
         await connectAll(m.url);
         return;
       case 'mode':

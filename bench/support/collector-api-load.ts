@@ -1,11 +1,18 @@
-// Engineers reading the collector while agents write to it: `concurrency` clients in a closed loop
-// (each sends its next request when the previous answered, no think time), cycling through the
+// Engineers reading the collector while agents write to it: `concurrency` clients, each starting a
+// request every `intervalMs` (or at once when the previous took longer; 0 = closed loop without
+// think time, as much as the collector will serve), cycling through the
 // finding list, one finding (with evidence: spawn reads are audited, so they write), targets and
 // agents. Latency is request start to last body byte, on kept-alive connections like a CLI or UI
 // session's; the body is parsed after the clock stops.
 import { Agent, request } from 'node:http';
 
 export const API_ROUTES = ['findings?limit=100', 'findings/:id', 'targets', 'agents'] as const;
+/**
+ * The target list is fetched as `leakwatch targets` does (no limit: the API's default of 1000);
+ * LEAKWATCH_BENCH_TARGETS_QUERY (e.g. "limit=100") adds a query, to compare a paged list.
+ */
+const TARGETS_QUERY = process.env.LEAKWATCH_BENCH_TARGETS_QUERY ?? '';
+export const TARGETS_PATH = TARGETS_QUERY ? `/api/v1/targets?${TARGETS_QUERY}` : '/api/v1/targets';
 export type ApiRoute = (typeof API_ROUTES)[number];
 
 export interface RouteLatency {
@@ -51,6 +58,7 @@ export class ApiLoad {
     url: string,
     private readonly token: string,
     private readonly concurrency: number,
+    private readonly intervalMs: number,
   ) {
     this.base = new URL(url);
     this.agent = new Agent({ keepAlive: true, maxSockets: concurrency });
@@ -90,15 +98,22 @@ export class ApiLoad {
   }
 
   private async worker(w: number): Promise<void> {
-    // Workers start at different routes so all four are in flight at once.
+    // Workers start at different routes, and spread over the interval, so all four are exercised alike.
+    if (this.intervalMs > 0) await sleep((this.intervalMs * w) / this.concurrency);
+    let nextStart = performance.now();
     for (let i = w; this.running; i++) {
+      if (this.intervalMs > 0) {
+        const wait = nextStart - performance.now();
+        if (wait > 0) await sleep(wait);
+        nextStart = Math.max(nextStart + this.intervalMs, performance.now());
+      }
       const route = API_ROUTES[i % API_ROUTES.length]!;
       let path: string;
       if (route === 'findings/:id') {
         const id = this.ids[Math.floor(Math.random() * this.ids.length)];
         if (id === undefined) continue;
         path = `/api/v1/findings/${id}`;
-      } else path = `/api/v1/${route}`;
+      } else path = route === 'targets' ? TARGETS_PATH : `/api/v1/${route}`;
       const phase = this.phase;
       const t0 = performance.now();
       let status = 0;
@@ -126,7 +141,7 @@ export class ApiLoad {
         phase.errors[route]++;
         if (phase.errorSamples.length < 5) phase.errorSamples.push(`${path}: ${failure ?? `HTTP ${status} ${body.slice(0, 200)}`}`);
         // A failing collector must not be hammered in a tight loop.
-        await new Promise((r) => setTimeout(r, 100));
+        await sleep(100);
       }
     }
   }
@@ -147,6 +162,10 @@ export class ApiLoad {
       req.end();
     });
   }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
 }
 
 export function quantile(sorted: number[], q: number): number {

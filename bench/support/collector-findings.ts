@@ -3,26 +3,31 @@
 // are opened, updated (same id, later updatedAt) and resolved, and the memory series of its
 // targets. Events are serialised as they are made, so a later update of the same finding cannot
 // change what an earlier, still queued event says.
+import { prng } from '../../common/prng.js';
 import type { Finding, FindingTarget } from '../../protocol/findings.js';
 import type { FindingChange, SeriesPoint, TargetInfo } from '../../protocol/messages.js';
 import { fanoutFinding, growthFinding, oomFinding, spawnFinding } from '../../test/support/sample-findings.js';
 
-/** One finding change as it goes on the wire, and whether it opened a new id. */
+/** One finding change as it goes on the wire; `opened` is the id it opened, if it opened one. */
 export interface WireEvent {
   json: string;
-  opened: boolean;
+  opened: string | null;
 }
 
 export interface NodeFindingsOptions {
   node: string;
   /** Distinguishes nodes in ids (ids are `<kind>-<16 hex>`). */
   nodeIndex: number;
-  /** Live findings held at once (each event picks one slot). */
+  /**
+   * Live findings held at once (each event picks one). The watcher sends an update at most every
+   * 5 s per finding, so 25 events/s from one node (5,000/s from 200) means 125+ open findings.
+   */
   slots?: number;
   /** Targets on the node (findings and series refer to them). */
   targets?: number;
-  /** Chance that an event on a live finding resolves it rather than updating it. */
+  /** Chance that an event on a live finding resolves it rather than updating it (~3 % opens). */
   resolveChance?: number;
+  /** Default: seeded by nodeIndex, so every run makes the same findings in the same order. */
   random?: () => number;
 }
 
@@ -88,11 +93,11 @@ export class NodeFindings {
   constructor(options: NodeFindingsOptions) {
     this.node = options.node;
     this.nodeIndex = options.nodeIndex;
-    this.random = options.random ?? Math.random;
-    this.resolveChance = options.resolveChance ?? 0.1;
-    this.slots = new Array<Live | null>(options.slots ?? 40).fill(null);
+    this.random = options.random ?? prng(0x1eac + options.nodeIndex);
+    this.resolveChance = options.resolveChance ?? 0.03;
+    this.slots = new Array<Live | null>(options.slots ?? 150).fill(null);
     const now = Date.now();
-    this.targetList = Array.from({ length: options.targets ?? 20 }, (_, t) => {
+    this.targetList = Array.from({ length: options.targets ?? 30 }, (_, t) => {
       const [comm, cmdline] = COMMS[t % COMMS.length]!;
       const namespace = NAMESPACES[(this.nodeIndex + t) % NAMESPACES.length]!;
       const pod = `${namespace}-${comm.replace(/\d/g, '')}-${this.nodeIndex.toString(36)}${t.toString(36)}-x7k2q`;
@@ -114,17 +119,17 @@ export class NodeFindings {
     if (!live) {
       const finding = this.open(nowMs);
       this.slots[i] = { finding };
-      return { json: eventJson('open', finding), opened: true };
+      return { json: eventJson('open', finding), opened: finding.id };
     }
     const f = live.finding;
     f.updatedAt = Math.max(nowMs, f.updatedAt + 1);
     if (this.random() < this.resolveChance) {
       f.status = 'resolved';
       this.slots[i] = null;
-      return { json: eventJson('resolve', f), opened: false };
+      return { json: eventJson('resolve', f), opened: null };
     }
     this.evolve(f, nowMs);
-    return { json: eventJson('update', f), opened: false };
+    return { json: eventJson('update', f), opened: null };
   }
 
   /** Every target's memory since the last call, one point a second (at most `maxSeconds`). */

@@ -176,6 +176,16 @@ export function readProcMemory(pid: number): ProcMemory | null {
   return { rssBytes: kb('VmRSS'), anonBytes: kb('RssAnon'), fileBytes: kb('RssFile'), shmemBytes: kb('RssShmem') };
 }
 
+/** Bytes the process caused to be written to storage, from /proc/<pid>/io (null once it is gone). */
+export function readProcWriteBytes(pid: number): number | null {
+  try {
+    const m = /^write_bytes:\s+(\d+)$/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
 const CLOCK_TICKS = (() => {
   const r = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
   const n = Number(r.stdout?.trim());
