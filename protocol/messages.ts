@@ -3,6 +3,7 @@
 // by the side that receives them; binary frames carry snapshot bytes (the snapshot issue).
 // Nothing in agent/ imports server/ or the reverse: both import this module.
 import type { Finding } from './findings.js';
+import type { CaptureReport, SnapshotMeta } from './snapshots.js';
 
 export const PROTOCOL_VERSION = 1;
 /** The WebSocket path agents connect to. */
@@ -92,7 +93,39 @@ export interface CommandResultMessage {
   error?: string;
 }
 
-export type AgentMessage = HelloMessage | FindingsMessage | SeriesMessage | HeartbeatMessage | CommandResultMessage;
+/** Start (or resume) uploading one spooled snapshot; the collector answers `snapshot-offset`. */
+export interface SnapshotBeginMessage {
+  type: 'snapshot-begin';
+  meta: SnapshotMeta;
+  /** Size and sha256 of the whole file: the spool file is complete before its upload begins. */
+  bytes: number;
+  sha256: string;
+}
+
+/** All bytes were sent as chunk frames; the collector verifies and answers stored or rejected. */
+export interface SnapshotEndMessage {
+  type: 'snapshot-end';
+  snapshotId: string;
+  bytes: number;
+  sha256: string;
+}
+
+/** One capture attempt (refusals included), acknowledged with `ack` once stored, like findings. */
+export interface CaptureReportMessage {
+  type: 'capture-report';
+  seq: number;
+  report: CaptureReport;
+}
+
+export type AgentMessage =
+  | HelloMessage
+  | FindingsMessage
+  | SeriesMessage
+  | HeartbeatMessage
+  | CommandResultMessage
+  | SnapshotBeginMessage
+  | SnapshotEndMessage
+  | CaptureReportMessage;
 
 // ---- collector → agent
 
@@ -125,4 +158,38 @@ export interface CommandMessage {
   command: { action: string; [key: string]: unknown };
 }
 
-export type CollectorMessage = WelcomeMessage | AckMessage | ErrorMessage | CommandMessage;
+/** The bytes of the snapshot the collector already holds: chunks resume from here (=== bytes: stored). */
+export interface SnapshotOffsetMessage {
+  type: 'snapshot-offset';
+  snapshotId: string;
+  offset: number;
+}
+
+/** Verified, fsynced, renamed and listed: the agent may delete its copy. */
+export interface SnapshotStoredMessage {
+  type: 'snapshot-stored';
+  snapshotId: string;
+  sha256: string;
+}
+
+/**
+ * The upload failed. restart: begin again (the collector answers with the offset it still holds);
+ * otherwise the collector will never take this snapshot and the agent drops it.
+ */
+export interface SnapshotRejectedMessage {
+  type: 'snapshot-rejected';
+  snapshotId: string;
+  /** Stable: 'offset-mismatch', 'past-end', 'truncated', 'sha-mismatch', 'too-big', 'id-conflict', 'store-failed', ... */
+  code: string;
+  reason: string;
+  restart: boolean;
+}
+
+export type CollectorMessage =
+  | WelcomeMessage
+  | AckMessage
+  | ErrorMessage
+  | CommandMessage
+  | SnapshotOffsetMessage
+  | SnapshotStoredMessage
+  | SnapshotRejectedMessage;

@@ -25,6 +25,7 @@ import type {
   SeriesPoint,
   TargetInfo,
 } from './messages.js';
+import { SNAPSHOT_ID_PATTERN, type CaptureOutcome, type CaptureReport, type CaptureTrigger, type CaptureVia, type SnapshotKind, type SnapshotMeta } from './snapshots.js';
 
 /** Longest string accepted anywhere except a script's content (UTF-8 bytes). */
 export const MAX_STRING_BYTES = 64 * 1024;
@@ -40,8 +41,8 @@ export type AgentMessageResult = { ok: true; message: AgentMessage } | Validatio
 export type CollectorMessageResult = { ok: true; message: CollectorMessage } | ValidationFailure;
 export type FindingResult = { ok: true; finding: Finding } | { ok: false; code: 'bad-message'; error: string };
 
-export const AGENT_MESSAGE_TYPES = ['hello', 'findings', 'series', 'heartbeat', 'command-result'] as const;
-export const COLLECTOR_MESSAGE_TYPES = ['welcome', 'ack', 'error', 'command'] as const;
+export const AGENT_MESSAGE_TYPES = ['hello', 'findings', 'series', 'heartbeat', 'command-result', 'snapshot-begin', 'snapshot-end', 'capture-report'] as const;
+export const COLLECTOR_MESSAGE_TYPES = ['welcome', 'ack', 'error', 'command', 'snapshot-offset', 'snapshot-stored', 'snapshot-rejected'] as const;
 
 class Invalid extends Error {}
 
@@ -342,6 +343,85 @@ function seriesPoint(v: unknown, path: string): SeriesPoint {
   };
 }
 
+// ---- snapshots
+
+const SNAPSHOT_KINDS: readonly SnapshotKind[] = ['heapsnapshot', 'heapprofile'];
+const CAPTURE_TRIGGERS: readonly CaptureTrigger[] = ['growth', 'on-demand'];
+const CAPTURE_VIAS: readonly CaptureVia[] = ['inspector', 'probe-v8-profiler-next', 'probe-node-inspector'];
+const CAPTURE_OUTCOMES: readonly CaptureOutcome[] = ['captured', 'downgraded', 'refused', 'failed'];
+const SHA256_PATTERN = /^[0-9a-f]{64}$/;
+/** Capture ids share the snapshot id shape (32 lowercase hex). */
+const CAPTURE_ID_PATTERN = SNAPSHOT_ID_PATTERN;
+
+function snapshotIdAt(o: Record<string, unknown>, key: string, path: string): string {
+  const v = o[key];
+  if (typeof v !== 'string' || !SNAPSHOT_ID_PATTERN.test(v)) throw new Invalid(`${join(path, key)}: expected 32 lowercase hex characters`);
+  return v;
+}
+
+function sha256At(o: Record<string, unknown>, key: string, path: string): string {
+  const v = o[key];
+  if (typeof v !== 'string' || !SHA256_PATTERN.test(v)) throw new Invalid(`${join(path, key)}: expected a sha256 as 64 lowercase hex characters`);
+  return v;
+}
+
+function snapshotMeta(v: unknown, path: string): SnapshotMeta {
+  const o = object(v, path);
+  const pairIndex = countOrNull(o, 'pairIndex', path);
+  const findingIdValue = o.findingId === null ? null : findingId(o.findingId, join(path, 'findingId'));
+  return {
+    snapshotId: snapshotIdAt(o, 'snapshotId', path),
+    kind: oneOf(o, 'kind', path, SNAPSHOT_KINDS),
+    targetKey: str(o, 'targetKey', path, 1024),
+    pid: count(o, 'pid', path),
+    nsPid: countOrNull(o, 'nsPid', path),
+    comm: strOrNull(o, 'comm', path, 256),
+    cmdline: strOrNull(o, 'cmdline', path),
+    namespace: strOrNull(o, 'namespace', path, 253),
+    pod: strOrNull(o, 'pod', path, 253),
+    podUid: strOrNull(o, 'podUid', path, 253),
+    container: strOrNull(o, 'container', path, 253),
+    containerId: strOrNull(o, 'containerId', path, 253),
+    nodeVersion: strOrNull(o, 'nodeVersion', path, 64),
+    trigger: oneOf(o, 'trigger', path, CAPTURE_TRIGGERS),
+    findingId: findingIdValue,
+    commandId: o.commandId === null ? null : nonEmptyId(o, 'commandId', path),
+    pairId: strOrNull(o, 'pairId', path, 64),
+    pairIndex,
+    via: oneOf(o, 'via', path, CAPTURE_VIAS),
+    takenAtMs: count(o, 'takenAtMs', path),
+    durationMs: count(o, 'durationMs', path),
+    heapUsedBytes: countOrNull(o, 'heapUsedBytes', path),
+  };
+}
+
+function captureReport(v: unknown, path: string): CaptureReport {
+  const o = object(v, path);
+  const captureId = o.captureId;
+  if (typeof captureId !== 'string' || !CAPTURE_ID_PATTERN.test(captureId)) throw new Invalid(`${join(path, 'captureId')}: expected 32 lowercase hex characters`);
+  return {
+    captureId,
+    atMs: count(o, 'atMs', path),
+    node: nonEmptyId(o, 'node', path),
+    targetKey: strOrNull(o, 'targetKey', path, 1024),
+    pid: countOrNull(o, 'pid', path),
+    namespace: strOrNull(o, 'namespace', path, 253),
+    pod: strOrNull(o, 'pod', path, 253),
+    container: strOrNull(o, 'container', path, 253),
+    trigger: oneOf(o, 'trigger', path, CAPTURE_TRIGGERS),
+    findingId: o.findingId === null ? null : findingId(o.findingId, join(path, 'findingId')),
+    commandId: o.commandId === null ? null : nonEmptyId(o, 'commandId', path),
+    requested: oneOf(o, 'requested', path, SNAPSHOT_KINDS),
+    outcome: oneOf(o, 'outcome', path, CAPTURE_OUTCOMES),
+    reason: strOrNull(o, 'reason', path, 4096),
+    reasonCode: strOrNull(o, 'reasonCode', path, 64),
+    snapshotIds: array(o, 'snapshotIds', path, (x, p) => {
+      if (typeof x !== 'string' || !SNAPSHOT_ID_PATTERN.test(x)) throw new Invalid(`${p}: expected 32 lowercase hex characters`);
+      return x;
+    }),
+  };
+}
+
 // ---- messages
 
 function agentMessage(o: Record<string, unknown>, type: (typeof AGENT_MESSAGE_TYPES)[number]): AgentMessage {
@@ -375,6 +455,12 @@ function agentMessage(o: Record<string, unknown>, type: (typeof AGENT_MESSAGE_TY
       if (o.error !== undefined) m.error = str(o, 'error', '');
       return m;
     }
+    case 'snapshot-begin':
+      return { type, meta: snapshotMeta(o.meta, 'meta'), bytes: count(o, 'bytes', ''), sha256: sha256At(o, 'sha256', '') };
+    case 'snapshot-end':
+      return { type, snapshotId: snapshotIdAt(o, 'snapshotId', ''), bytes: count(o, 'bytes', ''), sha256: sha256At(o, 'sha256', '') };
+    case 'capture-report':
+      return { type, seq: count(o, 'seq', ''), report: captureReport(o.report, 'report') };
   }
 }
 
@@ -399,6 +485,12 @@ function collectorMessage(o: Record<string, unknown>, type: (typeof COLLECTOR_ME
       str(c, 'action', 'command', 256);
       return { type, commandId: nonEmptyId(o, 'commandId', ''), command: { ...c, action: c.action as string } };
     }
+    case 'snapshot-offset':
+      return { type, snapshotId: snapshotIdAt(o, 'snapshotId', ''), offset: count(o, 'offset', '') };
+    case 'snapshot-stored':
+      return { type, snapshotId: snapshotIdAt(o, 'snapshotId', ''), sha256: sha256At(o, 'sha256', '') };
+    case 'snapshot-rejected':
+      return { type, snapshotId: snapshotIdAt(o, 'snapshotId', ''), code: str(o, 'code', '', 64), reason: str(o, 'reason', '', 4096), restart: bool(o, 'restart', '') };
   }
 }
 
@@ -445,4 +537,23 @@ export function seqOf(value: unknown): number | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
   const seq = (value as Record<string, unknown>).seq;
   return typeof seq === 'number' && Number.isSafeInteger(seq) && seq >= 0 ? seq : undefined;
+}
+
+function validated<T>(build: () => T): { ok: true; value: T } | { ok: false; error: string } {
+  try {
+    return { ok: true, value: build() };
+  } catch (err) {
+    if (err instanceof Invalid) return { ok: false, error: err.message };
+    throw err;
+  }
+}
+
+/** A snapshot's metadata on its own (the agent's spool sidecar, the collector's stored row). */
+export function validateSnapshotMeta(value: unknown): { ok: true; value: SnapshotMeta } | { ok: false; error: string } {
+  return validated(() => snapshotMeta(value, 'meta'));
+}
+
+/** A capture report on its own (a command result, the agent's durable report file). */
+export function validateCaptureReport(value: unknown): { ok: true; value: CaptureReport } | { ok: false; error: string } {
+  return validated(() => captureReport(value, 'report'));
 }

@@ -12,6 +12,8 @@ import { seqOf, validateAgentMessage } from '../protocol/validate.js';
 import type { IngestQueue } from './ingest-queue.js';
 import type { CollectorMetrics } from './metrics.js';
 import type { Store } from './store/types.js';
+import type { AgentUploads, SnapshotReceiver } from './snapshots/snapshot-receiver.js';
+import type { CaptureReportMessage } from '../protocol/messages.js';
 
 export interface CommandResult {
   ok: boolean;
@@ -41,6 +43,8 @@ export interface SessionEnv {
   maxBadMessages: number;
   /** Findings and series go through here: committed in groups, answered in order. */
   ingest: IngestQueue;
+  /** Snapshot uploads; without it binary frames are refused. */
+  snapshots?: SnapshotReceiver;
   /** Make this session the one for its agent id; returns the session it replaces, if any. */
   claim(session: AgentSession): AgentSession | undefined;
   /** Forget this session (only if it is still the current one for its agent id). */
@@ -57,6 +61,7 @@ export class AgentSession {
   readonly connectedAtMs = Date.now();
   lastMessageMs = Date.now();
   private badMessages = 0;
+  private uploads: AgentUploads | null = null;
   private closed = false;
   private replaced = false;
   private readonly helloTimer: NodeJS.Timeout;
@@ -155,8 +160,14 @@ export class AgentSession {
     this.lastMessageMs = Date.now();
     try {
       if (isBinary) {
-        // Snapshot bytes come with the snapshot issue; until then a binary frame is a bug in the peer.
-        this.bad('binary', 'unsupported-binary', 'binary frames are not accepted by this collector');
+        if (!this.uploads) {
+          this.bad('binary', this.hello ? 'unsupported-binary' : 'not-hello', 'binary frames carry snapshot chunks, after hello, to a collector that stores snapshots');
+          return;
+        }
+        const frame = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
+        const outcome = this.uploads.chunk(frame);
+        if (!outcome.ok) this.bad('binary', outcome.code, outcome.error);
+        else this.env.metrics?.messageReceived('binary', 'ok');
         return;
       }
       const text = Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data as ArrayBuffer).toString('utf8');
@@ -216,6 +227,7 @@ export class AgentSession {
       previous.replace();
     }
     this.recordAgent(true);
+    if (this.env.snapshots) this.uploads = this.env.snapshots.forAgent(hello.agentId, hello.node, (m) => this.send(m));
     this.env.metrics?.messageReceived('hello', 'ok');
     this.env.log.info('agent connected', { ...this.who(), version: hello.version });
     this.send({ type: 'welcome', protocolVersion: PROTOCOL_VERSION, collectorVersion: this.env.collectorVersion, heartbeatIntervalMs: this.env.heartbeatIntervalMs });
@@ -235,6 +247,25 @@ export class AgentSession {
       case 'heartbeat':
         this.recordAgent(true, message.droppedFindings);
         this.env.metrics?.messageReceived('heartbeat', 'ok');
+        return;
+      case 'snapshot-begin':
+        if (!this.uploads) {
+          this.bad('snapshot-begin', 'unsupported', 'this collector does not store snapshots');
+          return;
+        }
+        this.env.metrics?.messageReceived('snapshot-begin', 'ok');
+        void this.uploads.begin(message);
+        return;
+      case 'snapshot-end':
+        if (!this.uploads) {
+          this.bad('snapshot-end', 'unsupported', 'this collector does not store snapshots');
+          return;
+        }
+        this.env.metrics?.messageReceived('snapshot-end', 'ok');
+        this.uploads.end(message);
+        return;
+      case 'capture-report':
+        this.recordCapture(message);
         return;
       case 'command-result': {
         const p = this.pending.get(message.commandId);
@@ -279,8 +310,23 @@ export class AgentSession {
     this.env.ingest.series(node, m.targets, m.points, (err) => this.stored('series', m.seq, err));
   }
 
+  private recordCapture(m: CaptureReportMessage): void {
+    const node = this.hello!.node;
+    if (m.report.node !== node) {
+      this.bad('capture-report', 'node-mismatch', `report.node is "${m.report.node}", but this agent said hello as node "${node}"`, m.seq);
+      return;
+    }
+    let err: Error | null = null;
+    try {
+      this.env.store.recordCapture(m.report);
+    } catch (e) {
+      err = e instanceof Error ? e : new Error(String(e));
+    }
+    this.stored('capture-report', m.seq, err);
+  }
+
   /** After the store returned: ack, or tell the agent it failed (no ack, so it sends again). */
-  private stored(op: 'findings' | 'series', seq: number, err: Error | null): void {
+  private stored(op: 'findings' | 'series' | 'capture-report', seq: number, err: Error | null): void {
     if (err) {
       this.env.metrics?.messageReceived(op, 'store-failed');
       this.env.log.error('store write failed; not acknowledged', { ...this.who(), op, seq, error: err.message });
@@ -311,6 +357,7 @@ export class AgentSession {
       p.reject(new Error(`agent ${this.agentId ?? '?'} disconnected before answering command ${id}`));
     }
     this.pending.clear();
+    this.uploads?.close();
     if (!this.hello) {
       this.env.log.info('connection closed before hello', { remote: this.remote, tokenName: this.tokenName, code, reason });
       return;

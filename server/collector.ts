@@ -17,6 +17,9 @@ import { IngestQueue } from './ingest-queue.js';
 import { createTokenAuth, hasScope, type Identity, type TokenAuth, type TokenEntry } from './auth.js';
 import type { CollectorMetrics } from './metrics.js';
 import type { Store } from './store/types.js';
+import { snapshotDir } from './store/snapshot-files.js';
+import { SnapshotReceiver } from './snapshots/snapshot-receiver.js';
+import { snapshotRoutes } from './snapshots/snapshot-api.js';
 
 export type { CommandResult, LiveAgent } from './agent-session.js';
 export type { Reply, Route, RouteContext } from './api.js';
@@ -46,6 +49,8 @@ export interface CollectorOptions {
   version?: string;
   log?: Logger;
   metrics?: CollectorMetrics;
+  /** Snapshot uploads and their API: where the files go (default `<store.dataDir>/snapshots`) and the largest taken. */
+  snapshots?: { dir?: string; maxSnapshotBytes?: number };
   /** More routes on the same server (e.g. /metrics, snapshot downloads, the web page). Checked after the built-in ones. */
   extraRoutes?: Route[];
 }
@@ -97,6 +102,12 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
   };
 
   const ingest = new IngestQueue(store, options.metrics);
+  const snapshotReceiver = new SnapshotReceiver({
+    dir: options.snapshots?.dir ?? snapshotDir(store.dataDir),
+    store,
+    log,
+    ...(options.snapshots?.maxSnapshotBytes !== undefined ? { maxSnapshotBytes: options.snapshots.maxSnapshotBytes } : {}),
+  });
   const sessionEnv: SessionEnv = {
     store,
     ingest,
@@ -106,6 +117,7 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
     heartbeatIntervalMs,
     helloTimeoutMs: options.helloTimeoutMs ?? DEFAULTS.helloTimeoutMs,
     maxBadMessages: options.maxBadMessages ?? DEFAULTS.maxBadMessages,
+    snapshots: snapshotReceiver,
     claim(session) {
       const id = session.agentId!;
       const previous = sessions.get(id);
@@ -143,7 +155,21 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
       audit({ actor: ctx.identity?.name ?? 'anonymous', action, subject, remote: ctx.remote });
     },
   };
-  const routes = compileRoutes([...apiRoutes(apiEnv), ...(options.extraRoutes ?? [])]);
+  const snapshotApi = snapshotRoutes({
+    api: apiEnv,
+    receiver: snapshotReceiver,
+    agentsOnNode: (node) =>
+      [...sessions.values()]
+        .filter((s) => s.hello?.node === node)
+        .sort((a, b) => b.connectedAtMs - a.connectedAtMs)
+        .map((s) => s.agentId!),
+    sendCommand: (agentId, command, timeoutMs) => {
+      const s = sessions.get(agentId);
+      if (!s) return Promise.reject(new Error(`agent ${agentId} is not connected`));
+      return s.sendCommand(command as unknown as CommandMessage['command'], timeoutMs);
+    },
+  });
+  const routes = compileRoutes([...apiRoutes(apiEnv), ...snapshotApi, ...(options.extraRoutes ?? [])]);
   const handler = createRequestHandler(apiEnv, routes);
 
   let server: Server;

@@ -38,7 +38,7 @@ export interface CollectorMetrics {
   httpRequest(route: string, code: number): void;
 }
 
-const agentMessageTypes = ['hello', 'findings', 'series', 'heartbeat', 'command-result'] as const satisfies readonly AgentMessage['type'][];
+const agentMessageTypes = ['hello', 'findings', 'series', 'heartbeat', 'command-result', 'snapshot-begin', 'snapshot-end', 'capture-report'] as const satisfies readonly AgentMessage['type'][];
 const typesListed: Exclude<AgentMessage['type'], (typeof agentMessageTypes)[number]> extends never ? true : never = true;
 void typesListed;
 const findingKinds = ['growth', 'fanout', 'suspicious-spawn', 'oom-kill'] as const satisfies readonly FindingKind[];

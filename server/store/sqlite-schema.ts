@@ -125,6 +125,45 @@ export const MIGRATIONS: Migration[] = [
       CREATE INDEX audit_action ON audit (action, id);
     `);
   },
+  // 2: heap snapshots (listed only once verified and renamed) and every capture attempt.
+  (db) => {
+    db.exec(`
+      CREATE TABLE snapshots (
+        snapshotId TEXT PRIMARY KEY,
+        node TEXT NOT NULL,
+        agentId TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('heapsnapshot', 'heapprofile')),
+        targetKey TEXT NOT NULL,
+        namespace TEXT,
+        pod TEXT,
+        container TEXT,
+        findingId TEXT,
+        takenAtMs INTEGER NOT NULL,
+        storedAtMs INTEGER NOT NULL,
+        bytes INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        metaJson TEXT NOT NULL
+      );
+      CREATE INDEX snapshots_stored ON snapshots (storedAtMs);
+      CREATE INDEX snapshots_ns_pod ON snapshots (namespace, pod, storedAtMs);
+      CREATE INDEX snapshots_finding ON snapshots (findingId);
+
+      CREATE TABLE captures (
+        captureId TEXT PRIMARY KEY,
+        node TEXT NOT NULL,
+        atMs INTEGER NOT NULL,
+        namespace TEXT,
+        pod TEXT,
+        targetKey TEXT,
+        findingId TEXT,
+        outcome TEXT NOT NULL,
+        reportJson TEXT NOT NULL,
+        receivedMs INTEGER NOT NULL
+      );
+      CREATE INDEX captures_at ON captures (atMs);
+      CREATE INDEX captures_ns_pod ON captures (namespace, pod, atMs);
+    `);
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -17,11 +17,17 @@ import type { FindingChange, SeriesPoint, TargetInfo } from '../../protocol/mess
 import { BlobFiles, fsyncDir } from './blob-files.js';
 import { downsample, mergeBucket, bucketStart, type StoredPoint } from './series-buckets.js';
 import { inspectSchema, migrate, SCHEMA_VERSION } from './sqlite-schema.js';
+import { snapshotDir } from './snapshot-files.js';
+import { SnapshotTables } from './snapshot-tables.js';
+import type { CaptureReport } from '../../protocol/snapshots.js';
 import type {
   AgentRow,
   AuditEntry,
   AuditRow,
+  CaptureFilter,
   FindingFilter,
+  SnapshotFilter,
+  SnapshotRow,
   RetentionPolicy,
   RetentionReport,
   Store,
@@ -182,6 +188,7 @@ export class SqliteStore implements Store {
   private readonly bucketMs: number;
   private readonly blobGraceMs: number;
   private readonly statements = new Map<string, BetterSqlite3.Statement>();
+  private readonly snapshotTables: SnapshotTables;
   private closed = false;
 
   constructor(dataDir: string, opts: SqliteStoreOptions = {}) {
@@ -200,9 +207,38 @@ export class SqliteStore implements Store {
       throw new StoreOpenError('data-dir', `cannot use data directory ${this.dataDir}: ${errorText(err)}`, { cause: err });
     }
     this.db = openDatabase(this.dataDir, this.dbPath, opts.lockTimeoutMs ?? 1000, opts.checkOnOpen ?? true);
+    try {
+      mkdirSync(snapshotDir(this.dataDir), { recursive: true, mode: 0o700 });
+    } catch (err) {
+      this.db.close();
+      throw new StoreOpenError('data-dir', `cannot use data directory ${this.dataDir}: ${errorText(err)}`, { cause: err });
+    }
+    this.snapshotTables = new SnapshotTables(this.db, snapshotDir(this.dataDir));
     // A restarted collector has no connections yet: every agent is disconnected until it says hello.
     this.db.prepare(`UPDATE agents SET connected = 0 WHERE connected <> 0`).run();
     writePidFile(this.dataDir);
+  }
+
+  // ---- snapshots and captures (SQL in snapshot-tables.ts)
+
+  insertSnapshot(row: SnapshotRow): void {
+    this.snapshotTables.insertSnapshot(row);
+  }
+
+  getSnapshot(snapshotId: string): SnapshotRow | null {
+    return this.snapshotTables.getSnapshot(snapshotId);
+  }
+
+  listSnapshots(filter?: SnapshotFilter): SnapshotRow[] {
+    return this.snapshotTables.listSnapshots(filter);
+  }
+
+  recordCapture(report: CaptureReport): void {
+    this.snapshotTables.recordCapture(report, this.now());
+  }
+
+  listCaptures(filter?: CaptureFilter): CaptureReport[] {
+    return this.snapshotTables.listCaptures(filter);
   }
 
   // ---- agents
@@ -650,6 +686,13 @@ export class SqliteStore implements Store {
     if (report.seriesPointsDownsampled > 0) log('retention: downsampled series', { rawPointsMerged: report.seriesPointsDownsampled, bucketMs: this.bucketMs });
 
     this.retainBlobs(policy.maxBlobBytes, nowMs, log, report);
+    const snaps = this.snapshotTables.retain(
+      { maxAgeMs: policy.maxSnapshotAgeMs ?? policy.maxAgeMs, maxBytes: policy.maxSnapshotBytes ?? policy.maxBlobBytes, captureMaxAgeMs: policy.maxAgeMs },
+      nowMs,
+      log,
+    );
+    report.snapshotsDeleted = snaps.deleted;
+    report.snapshotBytesFreed = snaps.bytesFreed;
     if (report.findingsDeleted + report.targetsDeleted + report.seriesPointsDeleted + report.seriesPointsDownsampled > 0) {
       // Give freed pages back to the file system (auto_vacuum = INCREMENTAL).
       this.db.pragma('incremental_vacuum');

@@ -3,6 +3,36 @@
 // PostgreSQL and object storage behind the same methods.
 import type { Finding, FindingKind, FindingStatus } from '../../protocol/findings.js';
 import type { FindingChange, SeriesPoint, TargetInfo } from '../../protocol/messages.js';
+import type { CaptureOutcome, CaptureReport, SnapshotMeta } from '../../protocol/snapshots.js';
+
+/** A stored, verified snapshot as the API serves it. */
+export interface SnapshotRow extends SnapshotMeta {
+  node: string;
+  agentId: string;
+  bytes: number;
+  sha256: string;
+  storedAtMs: number;
+}
+
+export interface SnapshotFilter {
+  namespace?: string;
+  pod?: string;
+  container?: string;
+  targetKey?: string;
+  node?: string;
+  findingId?: string;
+  limit?: number;
+  offset?: number;
+}
+
+export interface CaptureFilter {
+  namespace?: string;
+  pod?: string;
+  targetKey?: string;
+  findingId?: string;
+  outcome?: CaptureOutcome;
+  limit?: number;
+}
 
 export interface AgentRow {
   agentId: string;
@@ -62,6 +92,10 @@ export interface RetentionPolicy {
   maxAgeMs: number;
   /** Blob files beyond this total are deleted oldest first. */
   maxBlobBytes: number;
+  /** Snapshots stored longer ago than this go. Default: maxAgeMs. */
+  maxSnapshotAgeMs?: number;
+  /** Snapshot files beyond this total are deleted oldest first. Default: maxBlobBytes. */
+  maxSnapshotBytes?: number;
 }
 
 export interface RetentionReport {
@@ -69,6 +103,9 @@ export interface RetentionReport {
   seriesPointsDeleted: number;
   blobsDeleted: number;
   bytesFreed: number;
+  /** Snapshots deleted by age or by the bytes bound, and orphan upload leftovers. */
+  snapshotsDeleted?: number;
+  snapshotBytesFreed?: number;
 }
 
 export interface Store {
@@ -94,6 +131,18 @@ export interface Store {
   blobPath(sha256: string): string | null;
   audit(entry: AuditEntry): void;
   listAudit(filter?: { since?: number; action?: string; limit?: number }): AuditRow[];
+  /** The data directory: snapshot files live in `<dataDir>/snapshots`. */
+  readonly dataDir: string;
+  /**
+   * Record a verified snapshot whose file is already at its final name; durable on return.
+   * Idempotent per snapshotId.
+   */
+  insertSnapshot(row: SnapshotRow): void;
+  getSnapshot(snapshotId: string): SnapshotRow | null;
+  listSnapshots(filter?: SnapshotFilter): SnapshotRow[];
+  /** Every capture attempt, refusals included; idempotent per captureId (a re-sent report changes nothing). */
+  recordCapture(report: CaptureReport): void;
+  listCaptures(filter?: CaptureFilter): CaptureReport[];
   applyRetention(policy: RetentionPolicy, nowMs: number, log: (msg: string, fields: Record<string, unknown>) => void): RetentionReport;
   close(): void;
 }
