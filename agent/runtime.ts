@@ -12,6 +12,8 @@ import { NodeSampler, type AttributedProcess, type ContainerSample, type NodeSam
 import { Watcher, type FindingEvent, type WatcherOptions } from './watch/watcher.js';
 import { DiskQueue } from './disk-queue.js';
 import { Uplink, type UplinkOptions, type UplinkState } from './uplink.js';
+import { CaptureReportQueue } from './capture-report-queue.js';
+import type { SnapshotSpool } from './snapshot-spool.js';
 import { silentLogger, type Logger } from '../common/log.js';
 import type { Finding } from '../protocol/findings.js';
 import type { SeriesPoint, TargetInfo } from '../protocol/messages.js';
@@ -77,6 +79,8 @@ export interface AgentRuntimeOptions {
   collector?: CollectorTarget;
   spoolDir?: string;
   spoolMaxBytes?: number;
+  /** Snapshots waiting for the collector (createSnapshotSpool); the uplink uploads them. */
+  snapshotSpool?: SnapshotSpool;
   spoolMaxEvents?: number;
   /** Uplink tuning (batch sizes, back-off): tests and `leakwatch up`. */
   uplink?: Partial<Omit<UplinkOptions, 'url' | 'token' | 'ca' | 'queue' | 'log' | 'agentId' | 'node' | 'version'>>;
@@ -137,6 +141,8 @@ export function startAgent(options: AgentRuntimeOptions): AgentRuntime {
         version: options.version ?? '0.0.0-unknown',
         queue,
         log,
+        ...(options.snapshotSpool ? { snapshotSpool: options.snapshotSpool } : {}),
+        captureReports: new CaptureReportQueue({ spoolDir, log }),
       });
     } catch (err) {
       queue.close();

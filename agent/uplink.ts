@@ -27,6 +27,10 @@ import {
 } from '../protocol/messages.js';
 import { validateCollectorMessage, validateFinding } from '../protocol/validate.js';
 import type { DiskQueue, QueuedEvent } from './disk-queue.js';
+import type { CaptureReport } from '../protocol/snapshots.js';
+import { CaptureReportQueue } from './capture-report-queue.js';
+import type { SnapshotSpool } from './snapshot-spool.js';
+import { SnapshotUploader, type SnapshotUploaderOptions, type SnapshotUploadState, type UploadChannel } from './snapshot-upload.js';
 
 export interface UplinkOptions {
   /** Collector base URL: http(s):// or ws(s)://, optionally with a path prefix. */
@@ -64,6 +68,12 @@ export interface UplinkOptions {
   maxPayloadBytes?: number;
   /** Source of jitter, [0, 1). Default Math.random. */
   random?: () => number;
+  /** Spooled snapshots to upload (agent/snapshot-spool.ts); without it none are sent. */
+  snapshotSpool?: SnapshotSpool;
+  /** Chunk size, high-water mark and timeouts of the snapshot upload. */
+  snapshotUpload?: Omit<SnapshotUploaderOptions, 'spool' | 'log'>;
+  /** Where capture reports wait for their ack (disk-backed in the runtime). Default: in memory. */
+  captureReports?: CaptureReportQueue;
 }
 
 export interface UplinkState {
@@ -92,6 +102,9 @@ export interface UplinkState {
   seriesPointsDropped: number;
   bufferedBytes: number;
   batchMaxBytes: number;
+  /** Null without a snapshot spool. */
+  snapshots: SnapshotUploadState | null;
+  captureReportsQueued: number;
 }
 
 export type CommandHandler = (command: CommandMessage['command'], context: { commandId: string }) => unknown;
@@ -202,6 +215,8 @@ export class Uplink {
   private readonly maxPayloadBytes: number;
   private readonly random: () => number;
   private readonly handlers = new Map<string, CommandHandler>();
+  private readonly uploader: SnapshotUploader | null;
+  private readonly reports: CaptureReportQueue;
 
   private session: Session | null = null;
   private started = false;
@@ -253,6 +268,23 @@ export class Uplink {
     this.ackTimeoutMs = options.ackTimeoutMs ?? 60_000;
     this.maxPayloadBytes = options.maxPayloadBytes ?? 4 * 1024 * 1024;
     this.random = options.random ?? Math.random;
+    this.uploader = options.snapshotSpool ? new SnapshotUploader({ ...options.snapshotUpload, spool: options.snapshotSpool, log: this.log }) : null;
+    this.reports = options.captureReports ?? new CaptureReportQueue({ log: this.log });
+  }
+
+  /**
+   * The CaptureReportSink for agent/capture: every capture attempt, refusals included, goes to
+   * the collector through an acknowledged, disk-backed queue. A report that does not match the
+   * protocol is logged and not sent (it would be refused forever).
+   */
+  reportCapture(report: CaptureReport): void {
+    try {
+      this.reports.add(report);
+    } catch (err) {
+      this.log.error('capture report not sent', { captureId: (report as { captureId?: unknown })?.captureId as string | undefined, error: errorText(err) });
+      return;
+    }
+    this.pump();
   }
 
   /** Where it connects (for logs and tests): never carries the token. */
@@ -353,6 +385,8 @@ export class Uplink {
       seriesPointsDropped: this.stats.seriesPointsDropped,
       bufferedBytes: s ? s.ws.bufferedAmount : 0,
       batchMaxBytes: this.batchMaxBytes,
+      snapshots: this.uploader?.state() ?? null,
+      captureReportsQueued: this.reports.size,
     };
   }
 
@@ -527,8 +561,10 @@ export class Uplink {
     if (s.handshakeTimer) clearTimeout(s.handshakeTimer);
     s.heartbeatTimer = null;
     s.handshakeTimer = null;
-    // Unacknowledged series go out again on the next connection.
+    // Unacknowledged series and reports go out again on the next connection; an upload resumes there.
     for (const item of this.series) item.wireSeq = null;
+    this.reports.resetInFlight();
+    this.uploader?.detach();
     if (this.session === s) this.session = null;
     this.notifyDrained();
   }
@@ -561,6 +597,12 @@ export class Uplink {
         return;
       case 'command':
         void this.onCommandMessage(s, m);
+        return;
+      case 'snapshot-offset':
+      case 'snapshot-stored':
+      case 'snapshot-rejected':
+        if (this.uploader) this.uploader.onMessage(m);
+        else this.log.warn('collector sent a snapshot message but this agent uploads none; ignored', { type: m.type });
         return;
     }
   }
@@ -597,11 +639,43 @@ export class Uplink {
     s.heartbeatTimer = setInterval(() => this.heartbeat(s), s.heartbeatIntervalMs);
     s.heartbeatTimer.unref();
     this.pump();
+    this.uploader?.attach(this.uploadChannel(s));
+  }
+
+  private uploadChannel(s: Session): UploadChannel {
+    return {
+      sendMessage: (message) => {
+        if (this.session === s && s.ws.readyState === WebSocket.OPEN) this.sendMessage(s, message);
+      },
+      sendBinary: (frame, done) => {
+        if (this.session !== s || s.ws.readyState !== WebSocket.OPEN) {
+          done(new Error('connection closed'));
+          return;
+        }
+        s.ws.send(frame, { binary: true }, (err) => {
+          done(err ?? undefined);
+          if (!err && this.session === s) this.pump();
+        });
+      },
+      bufferedAmount: () => s.ws.bufferedAmount,
+      reset: (reason) => {
+        if (this.session !== s) return;
+        this.stats.lastError = reason;
+        s.ws.terminate();
+      },
+    };
   }
 
   private onAck(s: Session, seq: number): void {
     this.stats.lastAckMs = Date.now();
     this.probing = false;
+    const report = this.reports.findBySeq(seq);
+    if (report) {
+      this.reports.settle(report);
+      this.pump();
+      this.notifyDrained();
+      return;
+    }
     const batch = s.findingsInFlight.find((b) => b.wireSeq === seq);
     if (batch) {
       batch.acked = true;
@@ -632,6 +706,19 @@ export class Uplink {
   }
 
   private onCollectorError(s: Session, code: string, message: string, seq: number | undefined): void {
+    const report = seq !== undefined ? this.reports.findBySeq(seq) : null;
+    if (report && PERMANENT_REJECTIONS.has(code)) {
+      this.log.error('the collector refused a capture report; it is dropped', { code, message, seq, captureId: report.report.captureId });
+      this.reports.settle(report);
+      this.pump();
+      return;
+    }
+    if (report) {
+      this.log.warn('the collector could not take a capture report; reconnecting to send it again', { code, message, seq });
+      this.stats.lastError = `collector error ${code}: ${message}`;
+      s.ws.close(1011, 'retry after collector error');
+      return;
+    }
     const batch = seq !== undefined ? s.findingsInFlight.find((b) => b.wireSeq === seq) : undefined;
     const seriesItem = seq !== undefined ? this.series.find((item) => item.wireSeq === seq) : undefined;
     if (batch && PERMANENT_REJECTIONS.has(code)) {
@@ -689,11 +776,12 @@ export class Uplink {
     if (!s || s.welcomedAtMs === null || s.ws.readyState !== WebSocket.OPEN) return;
     for (;;) {
       const limit = this.probing ? 1 : this.maxInFlight;
-      if (s.findingsInFlight.length + this.seriesInFlight() >= limit) return;
+      if (s.findingsInFlight.length + this.seriesInFlight() + this.reports.inFlight() >= limit) return;
       // Backpressure: the send callback pumps again once the socket has taken the bytes.
       if (s.ws.bufferedAmount >= this.maxBufferedBytes) return;
       if (this.sendFindings(s)) continue;
       if (this.sendNextSeries(s)) continue;
+      if (this.sendNextReport(s)) continue;
       return;
     }
   }
@@ -728,6 +816,14 @@ export class Uplink {
     return true;
   }
 
+  private sendNextReport(s: Session): boolean {
+    const item = this.reports.nextUnsent();
+    if (!item) return false;
+    item.wireSeq = this.nextWireSeq++;
+    this.sendMessage(s, { type: 'capture-report', seq: item.wireSeq, report: item.report });
+    return true;
+  }
+
   private seriesInFlight(): number {
     let n = 0;
     for (const item of this.series) if (item.wireSeq !== null) n++;
@@ -750,6 +846,7 @@ export class Uplink {
     s.ws.send(text, (err) => {
       if (err) return; // the close handler deals with a broken socket
       if (this.session === s) this.pump();
+      this.uploader?.notifyDrained();
     });
   }
 
@@ -809,7 +906,7 @@ export class Uplink {
   private drained(): boolean {
     const s = this.session;
     if (!s || s.welcomedAtMs === null || s.ws.readyState !== WebSocket.OPEN) return true;
-    return s.findingsInFlight.length === 0 && this.queue.size === 0 && this.seriesInFlight() === 0 && this.series.length === 0;
+    return s.findingsInFlight.length === 0 && this.queue.size === 0 && this.seriesInFlight() === 0 && this.series.length === 0 && this.reports.size === 0;
   }
 
   private waitDrained(timeoutMs: number): Promise<void> {
