@@ -33,7 +33,7 @@ export function addApiOptions(command: Command): Command {
     .option('--ca <file>', 'CA certificate to trust for an https collector with a private certificate');
 }
 
-function resolveToken(options: ApiOptions): string {
+export function resolveToken(options: ApiOptions): string {
   const given = options.token ?? process.env.LEAKWATCH_TOKEN;
   if (given) return given;
   if (existsSync(LOCAL_TOKEN_FILE)) return readFileSync(LOCAL_TOKEN_FILE, 'utf8').trim();
