@@ -6,6 +6,7 @@ import { registerCollector } from './commands/collector.js';
 import { registerDemo } from './commands/demo.js';
 import { registerFindings } from './commands/findings.js';
 import { registerPs } from './commands/ps.js';
+import { registerSnapshots } from './commands/snapshots.js';
 import { registerSpawns } from './commands/spawns.js';
 import { registerTokens } from './commands/tokens.js';
 import { registerTop } from './commands/top.js';
@@ -30,5 +31,6 @@ export function buildProgram(): Command {
   registerTokens(program);
   registerFindings(program);
   registerSpawns(program);
+  registerSnapshots(program);
   return program;
 }

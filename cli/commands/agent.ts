@@ -7,6 +7,7 @@ import { hostname } from 'node:os';
 import { createLogger } from '../../common/log.js';
 import { DEFAULT_SPOOL_MAX_BYTES } from '../../agent/disk-queue.js';
 import { startAgent, defaultSpoolDir } from '../../agent/runtime.js';
+import { createSnapshotSpool, DEFAULT_SNAPSHOT_SPOOL_MAX_BYTES, type SnapshotSpool } from '../../agent/snapshot-spool.js';
 import { agentSocketUrl, readCaFile } from '../../agent/uplink.js';
 import { addNodeRootOptions, type NodeRootOptions } from '../node-options.js';
 import { parsePositiveNumber } from '../parse.js';
@@ -28,6 +29,7 @@ interface AgentCliOptions extends Omit<NodeRootOptions, 'kmsg'> {
   interval: number;
   spoolDir?: string;
   spoolMaxBytes: number;
+  snapshotSpoolMaxBytes: number;
   includeHost?: boolean;
 }
 
@@ -50,6 +52,7 @@ export function registerAgent(program: Command): void {
       .option('-i, --interval <seconds>', 'sampling interval', parsePositiveNumber, 1)
       .option('--spool-dir <dir>', `where findings wait while the collector is away (env LEAKWATCH_SPOOL_DIR; default ${defaultSpoolDir()})`)
       .option('--spool-max-bytes <size>', 'bound of the spool; past it the oldest findings are dropped and counted (e.g. 64MiB)', spoolSize, DEFAULT_SPOOL_MAX_BYTES)
+      .option('--snapshot-spool-max-bytes <size>', 'bound of the heap snapshots waiting for the collector; a capture that would not fit is refused and reported (e.g. 2GiB)', parseByteSize, DEFAULT_SNAPSHOT_SPOOL_MAX_BYTES)
       .option('--include-host', 'also watch processes that are not in a pod')
       .option('--no-kmsg', 'do not follow the kernel log (OOM kills then come from memcg counters only)')
       .option('--metrics-listen <host:port>', 'serve /metrics, /healthz and /readyz here (env LEAKWATCH_METRICS_LISTEN; "off" to disable)', process.env.LEAKWATCH_METRICS_LISTEN || '127.0.0.1:9101'),
@@ -73,7 +76,10 @@ export function registerAgent(program: Command): void {
     const metrics = createAgentMetrics({ nodeName: options.nodeName, includeHost: options.includeHost ?? false });
     const liveness = createLoopLiveness({ intervalMs: options.interval * 1000 });
     let runtime: ReturnType<typeof startAgent>;
+    let snapshotSpool: SnapshotSpool;
     try {
+      // Heap snapshots wait here for the collector; the capture side hands its files to it (SnapshotSink).
+      snapshotSpool = createSnapshotSpool({ spoolDir: config.spoolDir, maxBytes: options.snapshotSpoolMaxBytes, log });
       runtime = startAgent({
         nodeName: options.nodeName,
         ...(options.agentId ? { agentId: options.agentId } : {}),
@@ -85,6 +91,7 @@ export function registerAgent(program: Command): void {
         collector: config.collector,
         spoolDir: config.spoolDir,
         spoolMaxBytes: options.spoolMaxBytes,
+        snapshotSpool,
         log,
         onPass: (pass) => {
           liveness.beat();

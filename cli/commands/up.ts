@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { createLogger } from '../../common/log.js';
 import { createAgentMetrics } from '../../agent/metrics.js';
 import { startAgent } from '../../agent/runtime.js';
+import { createSnapshotSpool, DEFAULT_SNAPSHOT_SPOOL_MAX_BYTES } from '../../agent/snapshot-spool.js';
 import { createTokenInFile, loadTokensFile, writeTokensFile, type TokenEntry } from '../../server/auth.js';
 import { startCollector } from '../../server/collector.js';
 import { createCollectorMetrics } from '../../server/metrics.js';
@@ -16,7 +17,7 @@ import { LOCAL_TOKEN_FILE } from '../api-client.js';
 import { addNodeRootOptions, type NodeRootOptions } from '../node-options.js';
 import { packageVersion } from '../package-info.js';
 import { parsePositiveNumber } from '../parse.js';
-import { parseListen } from './collector.js';
+import { parseByteSize, parseListen } from './collector.js';
 
 interface UpOptions extends Omit<NodeRootOptions, 'kmsg'> {
   kmsg: string | false;
@@ -25,6 +26,7 @@ interface UpOptions extends Omit<NodeRootOptions, 'kmsg'> {
   interval: number;
   nodeName: string;
   includeHost?: boolean;
+  snapshotSpoolMaxBytes: number;
 }
 
 const LOCAL_AGENT = 'local-agent';
@@ -40,7 +42,8 @@ export function registerUp(program: Command): void {
       .option('-i, --interval <seconds>', 'sampling interval', parsePositiveNumber, 1)
       .option('--node-name <name>', 'node name put on findings (env NODE_NAME)', process.env.NODE_NAME ?? hostname())
       .option('--include-host', 'also watch processes that are not in a pod')
-      .option('--no-kmsg', 'do not follow the kernel log'),
+      .option('--no-kmsg', 'do not follow the kernel log')
+      .option('--snapshot-spool-max-bytes <size>', 'bound of the heap snapshots waiting for the collector (e.g. 2GiB)', parseByteSize, DEFAULT_SNAPSHOT_SPOOL_MAX_BYTES),
   ).action(async (options: UpOptions) => {
     const log = createLogger();
     mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
@@ -82,6 +85,8 @@ export function registerUp(program: Command): void {
         },
       ],
     });
+    // Heap snapshots wait here for the collector; the capture side hands its files to it (SnapshotSink).
+    const snapshotSpool = createSnapshotSpool({ spoolDir: join(options.dataDir, 'spool'), maxBytes: options.snapshotSpoolMaxBytes, log });
     const runtime = startAgent({
       nodeName: options.nodeName,
       version: packageVersion(),
@@ -91,6 +96,7 @@ export function registerUp(program: Command): void {
       includeHost: options.includeHost ?? false,
       collector: { url: collector.url, token: agent.token },
       spoolDir: join(options.dataDir, 'spool'),
+      snapshotSpool,
       log,
       onPass: (pass) => {
         if (pass.sample) agentMetrics.update(pass.sample, pass.openFindings, pass.durationMs, { events: pass.events });

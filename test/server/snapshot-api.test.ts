@@ -74,7 +74,7 @@ async function agentOn(c: TestCollector, pods: string[], behaviour: 'capture' | 
       reasonCode: behaviour === 'refuse' ? 'sigusr1-not-caught' : null,
     });
     if (behaviour !== 'refuse') {
-      const capture = fakeCapture(spool.workDir, 300_000, { namespace: cmd.namespace, pod: cmd.pod, kind, commandId, });
+      const capture = fakeCapture(spool.workDir, 300_000, { namespace: cmd.namespace, pod: cmd.pod, kind, commandId });
       report.snapshotIds = [capture.meta.snapshotId];
       // A slow upload: the capture lands in the spool only after the command answered and the API gave up.
       if (behaviour === 'slow-upload') setTimeout(() => void spool.accept(capture), 1_500);
