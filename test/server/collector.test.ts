@@ -171,14 +171,15 @@ describe('collector: bad input', () => {
     // A rejected batch is rejected whole: its valid first finding was not stored either.
     assert.equal(t.store.getFinding('growth-x1'), null);
 
+    // Binary frames carry snapshot chunks: three bytes are not one.
     a.sendRaw(Buffer.from([1, 2, 3]), true);
-    await a.next(isError('unsupported-binary'));
+    await a.next(isError('bad-frame'));
 
     // Still connected and useful after all that.
     a.send(findingsMessage(4, [growthFinding('growth-x3', 'node-bad1')]));
     await a.next(isAck(4));
     const logged = t.logs.lines.filter((l) => l.msg === 'bad message from agent' && l.agentId === 'node-bad1').map((l) => l.code);
-    assert.deepEqual(logged, ['bad-json', 'unknown-type', 'bad-message', 'unsupported-binary']);
+    assert.deepEqual(logged, ['bad-json', 'unknown-type', 'bad-message', 'bad-frame']);
     a.ws.close();
   });
 

@@ -77,7 +77,7 @@ test('labels from the network are clamped: junk types, kinds, results, routes an
 
   const messages = await series(metrics, 'leakwatch_collector_messages_total');
   const types = new Set(messages.map((s) => s.labels.type));
-  assert.deepEqual(types, new Set(['hello', 'findings', 'series', 'heartbeat', 'command-result', 'unknown']));
+  assert.deepEqual(types, new Set(['hello', 'findings', 'series', 'heartbeat', 'command-result', 'snapshot-begin', 'snapshot-end', 'capture-report', 'unknown']));
   const results = new Set(messages.map((s) => s.labels.result));
   assert.ok(results.size <= 8 + 2, `results: ${[...results].join(' ')}`); // the cap, plus 'ok' and 'other'
   assert.ok(results.has('other'));

@@ -774,6 +774,8 @@ test('retention deletes old resolved findings with their history, targets and ev
     seriesPointsDownsampled: 0,
     targetsDeleted: 1,
     findingUpdatesTrimmed: 1,
+    snapshotsDeleted: 0,
+    snapshotBytesFreed: 0,
   });
   const deletedFindings = logs.filter((l) => l.msg === 'retention: deleted finding');
   assert.deepEqual(deletedFindings.map((l) => [l.fields.id, l.fields.kind, l.fields.resolvedAtMs]).sort(), [
@@ -862,7 +864,7 @@ test('a reopened store serves everything it had; the data dir is 0700 and the da
 
   store = open(t, dir);
   // What the durability claims rest on: WAL fsynced at every commit, the lock held, space reclaimable.
-  assert.deepEqual(store.describe(), { journalMode: 'wal', synchronous: 'FULL', lockingMode: 'exclusive', autoVacuum: 'incremental', schemaVersion: 1 });
+  assert.deepEqual(store.describe(), { journalMode: 'wal', synchronous: 'FULL', lockingMode: 'exclusive', autoVacuum: 'incremental', schemaVersion: 2 });
   assert.equal(mode(dir), 0o700);
   assert.equal(mode(join(dir, 'leakwatch.db')), 0o600);
   assert.equal(mode(join(dir, 'leakwatch.db-wal')), 0o600);
@@ -1033,7 +1035,7 @@ test('a corrupt or foreign database file is a clear error', (t) => {
   raw.close();
   assert.throws(
     () => openStore(newer),
-    (err: unknown) => err instanceof StoreOpenError && err.reason === 'newer-schema' && /schema 99; this one knows up to 1/.test(err.message),
+    (err: unknown) => err instanceof StoreOpenError && err.reason === 'newer-schema' && /schema 99; this one knows up to 2/.test(err.message),
   );
 });
 
