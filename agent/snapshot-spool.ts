@@ -58,7 +58,7 @@ export class SnapshotSpool implements SnapshotSink {
       chmodSync(this.dir, 0o700);
       chmodSync(this.workDir, 0o700);
     } catch (err) {
-      throw new Error(`cannot use the snapshot spool ${this.dir}: ${errorText(err)} (set --spool-dir to a writable directory)`);
+      throw new Error(`spool directory ${resolve(options.spoolDir)}: cannot hold snapshots in ${this.dir}: ${errorText(err)} (set --spool-dir to a writable directory)`);
     }
     this.recover();
   }
