@@ -21,6 +21,9 @@ interface CollectorCliOptions {
   maxPayload: number;
   retentionAge: number;
   retentionBytes: number;
+  snapshotRetentionAge?: number;
+  snapshotRetentionBytes?: number;
+  maxSnapshot: number;
   drainDelay: number;
 }
 
@@ -77,6 +80,9 @@ export function registerCollector(program: Command): void {
     .option('--max-payload <bytes>', 'largest WebSocket frame accepted from an agent', parseByteSize, 16 * 1024 * 1024)
     .option('--retention-age <duration>', 'delete findings resolved longer ago than this (e.g. 7d)', parseDurationMs, parseDurationMs('7d'))
     .option('--retention-bytes <size>', 'keep evidence and snapshot files under this total (e.g. 10GiB)', parseByteSize, parseByteSize('10GiB'))
+    .option('--snapshot-retention-age <duration>', 'delete heap snapshots stored longer ago than this (default: --retention-age)', parseDurationMs)
+    .option('--snapshot-retention-bytes <size>', 'keep heap snapshot files under this total, oldest deleted first (default: --retention-bytes)', parseByteSize)
+    .option('--max-snapshot <size>', 'largest heap snapshot an agent may upload', parseByteSize, parseByteSize('16GiB'))
     .option('--drain-delay <ms>', 'on SIGTERM, report not-ready this long before closing (for load balancers)', nonNegativeMs, 0)
     .action(async (options: CollectorCliOptions) => {
       let listen = options.listen;
@@ -104,7 +110,12 @@ export function registerCollector(program: Command): void {
       }
       mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
       const store: Store = openStore(options.dataDir, { log: (msg, fields) => log.warn(msg, fields) });
-      const policy: RetentionPolicy = { maxAgeMs: options.retentionAge, maxBlobBytes: options.retentionBytes };
+      const policy: RetentionPolicy = {
+        maxAgeMs: options.retentionAge,
+        maxBlobBytes: options.retentionBytes,
+        ...(options.snapshotRetentionAge !== undefined ? { maxSnapshotAgeMs: options.snapshotRetentionAge } : {}),
+        ...(options.snapshotRetentionBytes !== undefined ? { maxSnapshotBytes: options.snapshotRetentionBytes } : {}),
+      };
       const retain = (): void => {
         try {
           const r = store.applyRetention(policy, Date.now(), (msg, fields) => log.info(msg, fields));
@@ -124,6 +135,7 @@ export function registerCollector(program: Command): void {
           ...(options.tlsCert && options.tlsKey ? { tls: { cert: options.tlsCert, key: options.tlsKey } } : {}),
           tokens,
           maxPayloadBytes: options.maxPayload,
+          snapshots: { maxSnapshotBytes: options.maxSnapshot },
           drainDelayMs: options.drainDelay,
           version: packageVersion(),
           log,
