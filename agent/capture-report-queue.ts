@@ -14,6 +14,7 @@ export interface QueuedReport {
   report: CaptureReport;
   /** Wire seq while sent on the current connection and not acknowledged. */
   wireSeq: number | null;
+  sentAtMs: number;
 }
 
 export class CaptureReportQueue {
@@ -43,7 +44,7 @@ export class CaptureReportQueue {
     if (!checked.ok) throw new Error(`capture report does not match the protocol: ${checked.error}`);
     if (this.items.some((i) => i.report.captureId === report.captureId)) return;
     if (this.dir) writeAtomically(join(this.dir, `${report.captureId}.json`), JSON.stringify(checked.value));
-    this.items.push({ report: checked.value, wireSeq: null });
+    this.items.push({ report: checked.value, wireSeq: null, sentAtMs: 0 });
     while (this.items.length > this.maxReports) {
       const oldest = this.items.findIndex((i) => i.wireSeq === null);
       if (oldest < 0) break;
@@ -56,6 +57,13 @@ export class CaptureReportQueue {
 
   nextUnsent(): QueuedReport | null {
     return this.items.find((i) => i.wireSeq === null) ?? null;
+  }
+
+  /** When the oldest unacknowledged report was sent, or Infinity. */
+  oldestInFlightMs(): number {
+    let oldest = Infinity;
+    for (const i of this.items) if (i.wireSeq !== null) oldest = Math.min(oldest, i.sentAtMs);
+    return oldest;
   }
 
   inFlight(): number {
@@ -112,7 +120,7 @@ export class CaptureReportQueue {
       }
     }
     found.sort((a, b) => a.atMs - b.atMs);
-    for (const report of found) this.items.push({ report, wireSeq: null });
+    for (const report of found) this.items.push({ report, wireSeq: null, sentAtMs: 0 });
     if (found.length > 0) this.log.info('capture reports recovered from the spool', { reports: found.length });
   }
 }

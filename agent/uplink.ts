@@ -820,6 +820,7 @@ export class Uplink {
     const item = this.reports.nextUnsent();
     if (!item) return false;
     item.wireSeq = this.nextWireSeq++;
+    item.sentAtMs = Date.now();
     this.sendMessage(s, { type: 'capture-report', seq: item.wireSeq, report: item.report });
     return true;
   }
@@ -860,7 +861,7 @@ export class Uplink {
       s.ws.terminate();
       return;
     }
-    const oldest = Math.min(s.findingsInFlight[0]?.sentAtMs ?? Infinity, ...this.series.filter((i) => i.wireSeq !== null).map((i) => i.sentAtMs));
+    const oldest = Math.min(s.findingsInFlight[0]?.sentAtMs ?? Infinity, this.reports.oldestInFlightMs(), ...this.series.filter((i) => i.wireSeq !== null).map((i) => i.sentAtMs));
     if (now - oldest > this.ackTimeoutMs) {
       this.stats.lastError = `no ack within ${this.ackTimeoutMs} ms`;
       this.log.warn('the collector has not acknowledged a message in time; reconnecting to send it again', { ackTimeoutMs: this.ackTimeoutMs });

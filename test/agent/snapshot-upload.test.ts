@@ -157,4 +157,39 @@ describe('snapshot upload → real collector', () => {
     const bad = await httpGet(c.collector.url, '/api/v1/captures?outcome=maybe', c.tokens.read);
     assert.equal(bad.status, 400);
   });
+
+  it('uploads what an earlier run of the agent spooled, after its restart', async () => {
+    const c = await collector();
+    const spoolDir = fresh('spool');
+    const first = agent(c.collector.url, 'not-a-token', spoolDir);
+    first.uplink.start();
+    const capture = fakeCapture(first.spool.workDir, 700_000);
+    await first.spool.accept(capture);
+    await first.close();
+    assert.equal(c.store.getSnapshot(capture.meta.snapshotId), null);
+
+    const second = agent(c.collector.url, c.tokens.agent, spoolDir);
+    assert.equal(second.spool.size, 1);
+    second.uplink.start();
+    await waitFor('snapshot listed', () => c.store.getSnapshot(capture.meta.snapshotId) !== null);
+    await waitFor('spool emptied', () => second.spool.size === 0);
+  });
+
+  it('drops a snapshot the collector refuses for good (too big), logs why, and goes on with the next', async () => {
+    const c = await collector({ snapshots: { maxSnapshotBytes: 500_000 } });
+    const a = agent(c.collector.url, c.tokens.agent);
+    const big = fakeCapture(a.spool.workDir, 600_000);
+    const small = fakeCapture(a.spool.workDir, 400_000);
+    await a.spool.accept(big);
+    await a.spool.accept(small);
+    a.uplink.start();
+    await waitFor('small one listed', () => c.store.getSnapshot(small.meta.snapshotId) !== null);
+    await waitFor('spool emptied', () => a.spool.size === 0);
+    assert.equal(c.store.getSnapshot(big.meta.snapshotId), null);
+    const dropped = a.log.lines.find((l) => l.msg === 'snapshot dropped from the spool: it can never be delivered');
+    assert.ok(dropped);
+    assert.equal(dropped.fields.snapshotId, big.meta.snapshotId);
+    assert.match(String(dropped.fields.why), /too-big/);
+    assert.equal(a.uplink.state().snapshots!.dropped, 1);
+  });
 });
