@@ -82,6 +82,29 @@ describe('leakwatch snapshots', () => {
     assert.match(forced.stdout, /Chrome DevTools: Memory tab → Load/);
   });
 
+  it('pull draws a progress bar when stderr is a terminal (run under script(1) for a pty)', async (t) => {
+    const { c, id } = await collectorWithSnapshot();
+    const out = join(root, `tty-${++n}.heapsnapshot`);
+    const command = [process.execPath, '--import', 'tsx', entry, 'snapshots', 'pull', id, '-o', out, '--url', c.collector.url, '--token', c.tokens.snapshots]
+      .map((a) => `'${a.replace(/'/g, "'\\''")}'`)
+      .join(' ');
+    const r = await new Promise<{ status: number | null; output: string; error?: Error }>((resolve) => {
+      const p = spawn('script', ['-qec', command, '/dev/null'], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+      let output = '';
+      p.stdout.on('data', (d: Buffer) => (output += d.toString()));
+      p.stderr.on('data', (d: Buffer) => (output += d.toString()));
+      p.on('error', (error) => resolve({ status: null, output, error }));
+      p.on('close', (status) => resolve({ status, output }));
+    });
+    if (r.error) {
+      t.skip(`script(1) is not available to give the CLI a terminal: ${r.error.message}`);
+      return;
+    }
+    assert.equal(r.status, 0, r.output);
+    assert.match(r.output, new RegExp(`pulling ${id} \\[#+\\] 100%`));
+    assert.ok(existsSync(out));
+  });
+
   it('pull refuses a tampered download: nothing written under the name asked for, no leftovers', async () => {
     const { c, id, content } = await collectorWithSnapshot();
     const stored = snapshotFilePath(snapshotDir(c.dataDir), id, 'heapsnapshot');
