@@ -7,7 +7,7 @@
 // — and only then does the agent hear `snapshot-stored`. A truncated or mismatching upload never
 // gets a row, so it is never listed.
 import { createHash, type Hash } from 'node:crypto';
-import { closeSync, constants as fsConstants, createReadStream, existsSync, fchmodSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, constants as fsConstants, createReadStream, existsSync, fchmodSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import type { Logger } from '../../common/log.js';
 import { decodeChunkFrame } from '../../protocol/chunk-frame.js';
 import type { CollectorMessage, SnapshotBeginMessage, SnapshotEndMessage } from '../../protocol/messages.js';
@@ -70,6 +70,8 @@ export class SnapshotReceiver {
     this.maxSnapshotBytes = options.maxSnapshotBytes ?? DEFAULT_MAX_BYTES;
     this.now = options.now ?? Date.now;
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    // Snapshots hold the targets' secrets: the directory is the owner's only, even if it existed before.
+    chmodSync(this.dir, 0o700);
     cleanOrphanParts(this.dir, this.now(), (msg, fields) => this.log.info(msg, fields));
   }
 
