@@ -120,10 +120,10 @@ export function createTargetChart(container: HTMLElement, labels: { eta: HTMLEle
     axes: [{}, { values: (_u, vals) => vals.map((v) => formatBytes(v)), size: 80 }],
     series: [
       {},
-      { label: 'anon RSS', stroke: COLORS.anon, fill: COLORS.anonFill, width: 2, spanGaps: true, value: (_u, v) => formatBytes(v) },
-      { label: 'working set', stroke: COLORS.workingSet, width: 1.5, spanGaps: true, value: (_u, v) => formatBytes(v) },
-      { label: 'limit', stroke: COLORS.limit, width: 2, dash: [8, 4], spanGaps: true, value: (_u, v) => formatBytes(v) },
-      { label: 'fitted trend', stroke: COLORS.trend, width: 2, dash: [4, 4], spanGaps: true, value: (_u, v) => formatBytes(v) },
+      { label: 'anon RSS', points: { show: false }, stroke: COLORS.anon, fill: COLORS.anonFill, width: 2, spanGaps: true, value: (_u, v) => formatBytes(v) },
+      { label: 'working set', points: { show: false }, stroke: COLORS.workingSet, width: 1.5, spanGaps: true, value: (_u, v) => formatBytes(v) },
+      { label: 'limit', points: { show: false }, stroke: COLORS.limit, width: 2, dash: [8, 4], spanGaps: true, value: (_u, v) => formatBytes(v) },
+      { label: 'fitted trend', points: { show: false }, stroke: COLORS.trend, width: 2, dash: [4, 4], spanGaps: true, value: (_u, v) => formatBytes(v) },
     ],
     hooks: { draw: [drawOverlay] },
   };
