@@ -5,7 +5,7 @@
 // revalidated every time so a new build is picked up. Its Content-Security-Policy allows only
 // scripts and styles from the collector itself: no inline script, nothing from the internet.
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Reply, Route } from './api.js';
@@ -57,7 +57,8 @@ export function webRoutes(root: string | null): Route[] {
   if (index && assetDir && existsSync(assetDir)) {
     for (const name of readdirSync(assetDir)) {
       const path = join(assetDir, name);
-      if (ASSET_NAME.test(name) && statSync(path).isFile()) assets.set(basename(name), load(path));
+      // lstat: a symlink planted in the build output is not followed out of it.
+      if (ASSET_NAME.test(name) && lstatSync(path).isFile()) assets.set(basename(name), load(path));
     }
   }
   const serve = (file: StaticFile, ifNoneMatch: string | undefined, cache: string): Reply => {

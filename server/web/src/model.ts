@@ -88,7 +88,8 @@ export function summarisePods(targets: TargetRow[], findings: Finding[], nowMs: 
   }
   for (const p of pods.values()) {
     const growing = p.openFindings.find((f) => f.kind === 'growth');
-    const growingTarget = growing ? p.targets.find((t) => findingMatchesTarget(growing, t)) : undefined;
+    // The process that grows when it is tracked, else its container.
+    const growingTarget = growing ? p.targets.find((t) => t.kind === 'process' && findingMatchesTarget(growing, t)) ?? p.targets.find((t) => findingMatchesTarget(growing, t)) : undefined;
     const container = p.targets.filter((t) => t.kind === 'container').sort((a, b) => b.lastSeenMs - a.lastSeenMs)[0];
     p.chartTarget = growingTarget ?? container ?? [...p.targets].sort((a, b) => b.lastSeenMs - a.lastSeenMs)[0] ?? null;
   }
