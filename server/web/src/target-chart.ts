@@ -61,6 +61,9 @@ export function createTargetChart(container: HTMLElement, labels: { eta: HTMLEle
     const ratio = window.devicePixelRatio || 1;
     ctx.save();
     ctx.font = `${12 * ratio}px system-ui, sans-serif`;
+    // uPlot leaves the axes' alignment on the context.
+    ctx.textAlign = 'left';
+    ctx.textBaseline = 'alphabetic';
     // Findings on the time axis: OOM kills as full-height lines, the rest as ticks at the bottom.
     for (const m of state.markers) {
       const x = u.valToPos(m.atMs / 1000, 'x', true);
