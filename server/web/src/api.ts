@@ -49,8 +49,15 @@ async function failure(res: Response): Promise<ApiError> {
   return new ApiError(res.status, code, message);
 }
 
+/** Called when the stored token stops working (revoked, collector re-keyed): the page signs out. */
+let onTokenRejected: (() => void) | null = null;
+export function whenTokenRejected(fn: () => void): void {
+  onTokenRejected = fn;
+}
+
 export async function apiGet<T>(path: string, token = storedToken()): Promise<T> {
   const res = await fetch(path, { headers: headers(token), cache: 'no-store', credentials: 'omit' });
+  if (res.status === 401 && token !== null && token === storedToken()) onTokenRejected?.();
   if (!res.ok) throw await failure(res);
   return (await res.json()) as T;
 }
@@ -97,6 +104,7 @@ export function streamEvents(handlers: StreamHandlers): () => void {
         const res = await fetch('/api/v1/events', { headers: headers(storedToken(), { Accept: 'text/event-stream' }), signal: abort.signal, cache: 'no-store', credentials: 'omit' });
         if (res.status === 401 || res.status === 403) {
           handlers.onState('stopped', (await failure(res)).message);
+          if (res.status === 401) onTokenRejected?.();
           return;
         }
         if (!res.ok || !res.body) throw await failure(res);

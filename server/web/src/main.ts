@@ -2,7 +2,7 @@
 // views, with one live stream feeding them all.
 import 'uplot/dist/uPlot.min.css';
 import './style.css';
-import { ApiError, apiGet, forgetToken, storedToken, storeToken, streamEvents, type Whoami } from './api.js';
+import { ApiError, apiGet, forgetToken, storedToken, storeToken, streamEvents, whenTokenRejected, type Whoami } from './api.js';
 import { dispatchLive, session, type LiveMessage, type View } from './app-state.js';
 import { h } from './dom.js';
 import { findingView } from './finding-view.js';
@@ -80,6 +80,11 @@ function start(who: Whoami): void {
   window.onhashchange = route;
   route();
 }
+
+whenTokenRejected(() => {
+  forgetToken();
+  signIn('the collector no longer accepts this token: sign in again');
+});
 
 const token = storedToken();
 if (token) {

@@ -154,6 +154,11 @@ describe('web page against a fake agent', { skip: unavailable ?? false, timeout:
     await page.waitForFunction(() => /not valid/.test(document.querySelector('[data-testid=signin-error]')?.textContent ?? ''));
     assert.equal(await page.evaluate(() => sessionStorage.length), 0);
     assert.equal(new URL(page.url()).search, '');
+    // A stored token the collector no longer accepts is dropped and the page asks again.
+    await page.evaluate(() => sessionStorage.setItem('leakwatch.token', 'lw_revoked-since'));
+    await page.reload();
+    await page.waitForFunction(() => /no longer/.test(document.querySelector('[data-testid=signin-error]')?.textContent ?? ''));
+    assert.equal(await page.evaluate(() => sessionStorage.length), 0);
   });
 
   test('overview lists the pod with its findings; a new finding arrives live without a reload', async () => {
