@@ -105,7 +105,7 @@ export function createTargetChart(container: HTMLElement, labels: { eta: HTMLEle
         const text = `OOM in ${formatDuration(state.etaSec)}`;
         const w = ctx.measureText(text).width;
         ctx.fillStyle = COLORS.trend;
-        ctx.fillText(text, Math.max(left, x - w - 6 * ratio), top + 28 * ratio);
+        ctx.fillText(text, Math.max(left, x - w - 6 * ratio), top + 48 * ratio);
       }
     }
     ctx.restore();
