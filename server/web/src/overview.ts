@@ -98,8 +98,15 @@ export function overviewView(): View {
     }
   };
 
+  let dueAt = 0;
   const schedule = (delayMs: number): void => {
-    if (timer !== null || disposed) return;
+    if (disposed) return;
+    // A finding must not wait behind a slower refresh already scheduled for series points.
+    if (timer !== null) {
+      if (Date.now() + delayMs >= dueAt) return;
+      clearTimeout(timer);
+    }
+    dueAt = Date.now() + delayMs;
     timer = window.setTimeout(() => {
       timer = null;
       load().catch((err: Error) => (status.textContent = `could not load: ${err.message}`));
