@@ -4,9 +4,9 @@
 import { apiGet } from './api.js';
 import { onLive, type View } from './app-state.js';
 import { dateTime, facts, h } from './dom.js';
-import { formatBytes, formatDuration, etaRemainingSec } from './model.js';
-import { podHref } from './routes.js';
-import type { Finding, ProcessRef } from './wire.js';
+import { formatBytes, formatDuration, etaRemainingSec, findingMatchesTarget } from './model.js';
+import { podHref, targetHref } from './routes.js';
+import type { Finding, ProcessRef, TargetRow } from './wire.js';
 
 function processLine(p: ProcessRef): HTMLElement {
   return h('li', {}, h('strong', {}, `${p.comm} `), h('span', { class: 'muted' }, `pid ${p.pid} `), h('code', { class: 'cmdline' }, p.cmdline));
@@ -139,9 +139,21 @@ export function findingView(id: string): View {
       details(f),
     );
   };
+  const chartLinks = async (f: Finding): Promise<void> => {
+    if (!f.target.pod) return;
+    const q = `node=${encodeURIComponent(f.node)}&namespace=${encodeURIComponent(f.target.namespace ?? '')}&pod=${encodeURIComponent(f.target.pod)}`;
+    const { targets } = await apiGet<{ targets: TargetRow[] }>(`/api/v1/targets?${q}`);
+    const charted = targets.filter((t) => findingMatchesTarget(f, t));
+    if (disposed || charted.length === 0) return;
+    el.querySelector('h2')?.after(
+      h('p', { 'data-testid': 'chart-links' }, 'memory chart: ', ...charted.map((t) => h('a', { href: targetHref(t.node, t.targetKey) }, t.kind === 'container' ? `container ${t.container ?? ''} ` : `pid ${t.pid} `))),
+    );
+  };
   const load = () =>
     apiGet<Finding>(`/api/v1/findings/${encodeURIComponent(id)}`).then((f) => {
-      if (!disposed) render(f);
+      if (disposed) return;
+      render(f);
+      chartLinks(f).catch(() => {});
     });
   load().catch((err: Error) => (status.textContent = `could not load: ${err.message}`));
   const off = onLive((m) => {

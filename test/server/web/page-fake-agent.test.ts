@@ -191,6 +191,8 @@ describe('web page against a fake agent', { skip: unavailable ?? false, timeout:
     assert.match((await page.textContent('[data-testid=provenance]')) ?? '', /base64 decoding of \/app\/resources\.dat/);
     assert.match((await page.textContent('[data-testid=spawn-rules]')) ?? '', /script-in-world-writable-dir — the script lives in \/tmp/);
     assert.match((await page.textContent('[data-testid=parent-chain]')) ?? '', /node server\.js/);
+    // The finding links to the charts of what it is about (here: its container).
+    await page.waitForSelector('[data-testid=chart-links] a[href="#/target/node-web/ctr%3A%2Fkubepods%2Fburstable%2Fpodweb%2Fapp"]');
     const injected = await page.evaluate(() => ({ pwned: (window as unknown as { __pwned?: number }).__pwned ?? null, scripts: document.scripts.length, imgs: document.images.length }));
     assert.deepEqual(injected, { pwned: null, scripts: 1, imgs: 0 }, 'nothing from the evidence became markup');
     // Reading spawn evidence is audited by the collector.
