@@ -9,6 +9,7 @@ import type { Logger } from '../common/log.js';
 import type { AgentMessage, CollectorMessage, CommandMessage, FindingsMessage, HelloMessage, SeriesMessage } from '../protocol/messages.js';
 import { CloseCode, PROTOCOL_VERSION } from '../protocol/messages.js';
 import { seqOf, validateAgentMessage } from '../protocol/validate.js';
+import type { LiveEvent } from './events.js';
 import type { IngestQueue } from './ingest-queue.js';
 import type { CollectorMetrics } from './metrics.js';
 import type { Store } from './store/types.js';
@@ -49,6 +50,8 @@ export interface SessionEnv {
   claim(session: AgentSession): AgentSession | undefined;
   /** Forget this session (only if it is still the current one for its agent id). */
   release(session: AgentSession): boolean;
+  /** Told what was just stored durably (the web page's live stream). */
+  onStored?: (event: LiveEvent) => void;
 }
 
 /** Error texts sent back are bounded: a validation error may quote a long field path. */
@@ -298,7 +301,10 @@ export class AgentSession {
       this.stored('findings', m.seq, null);
       return;
     }
-    this.env.ingest.findings(node, m.events, (err) => this.stored('findings', m.seq, err));
+    this.env.ingest.findings(node, m.events, (err) => {
+      if (!err) this.publish({ type: 'findings', node, events: m.events });
+      this.stored('findings', m.seq, err);
+    });
   }
 
   private ingestSeries(m: SeriesMessage): void {
@@ -307,7 +313,19 @@ export class AgentSession {
       this.stored('series', m.seq, null);
       return;
     }
-    this.env.ingest.series(node, m.targets, m.points, (err) => this.stored('series', m.seq, err));
+    this.env.ingest.series(node, m.targets, m.points, (err) => {
+      if (!err) this.publish({ type: 'series', node, targets: m.targets, points: m.points });
+      this.stored('series', m.seq, err);
+    });
+  }
+
+  /** A listener's failure must not cost the agent its ack. */
+  private publish(event: LiveEvent): void {
+    try {
+      this.env.onStored?.(event);
+    } catch (err) {
+      this.env.log.warn('live event listener failed', { ...this.who(), error: err instanceof Error ? err.message : String(err) });
+    }
   }
 
   private recordCapture(m: CaptureReportMessage): void {

@@ -7,7 +7,7 @@ import type { Logger } from '../common/log.js';
 import type { Finding, FindingKind, FindingStatus } from '../protocol/findings.js';
 import { AGENT_WS_PATH } from '../protocol/messages.js';
 import { FINDING_ID_PATTERN } from '../protocol/validate.js';
-import { hasScope, type Identity, type Scope, type TokenAuth } from './auth.js';
+import { SCOPES, hasScope, type Identity, type Scope, type TokenAuth } from './auth.js';
 import type { CollectorMetrics } from './metrics.js';
 import type { FindingFilter, Store, TargetFilter } from './store/types.js';
 
@@ -144,6 +144,23 @@ export function apiRoutes(env: ApiEnv): Route[] {
       handle: () => {
         const r = env.ready();
         return r.ok ? json({ status: 'ready' }) : json({ status: 'not-ready', reason: r.reason }, 503);
+      },
+    },
+    {
+      // Who the presented token is and what it may do, so the web page shows only what it can use.
+      // Any valid token may ask (scope null here, checked below): the answer is about itself.
+      method: 'GET',
+      path: '/api/v1/whoami',
+      scope: null,
+      handle: ({ req, query }) => {
+        queryKeys(query, []);
+        const identity = env.auth.authenticate(req.headers.authorization);
+        if (!identity) {
+          return errorReply(401, 'unauthorized', req.headers.authorization ? 'the bearer token is not valid' : 'this endpoint needs an Authorization: Bearer <token> header', {
+            'WWW-Authenticate': 'Bearer realm="leakwatch"',
+          });
+        }
+        return json({ name: identity.name, scopes: identity.scopes, effectiveScopes: SCOPES.filter((s) => hasScope(identity, s)) });
       },
     },
     {

@@ -13,7 +13,9 @@ import type { CommandMessage } from '../protocol/messages.js';
 import { AGENT_WS_PATH, CloseCode } from '../protocol/messages.js';
 import { AgentSession, type CommandResult, type LiveAgent, type SessionEnv } from './agent-session.js';
 import { apiRoutes, compileRoutes, createRequestHandler, hasTokenInQuery, remoteOf, securityHeaders, splitTarget, type ApiEnv, type Route, type RouteContext } from './api.js';
+import { createEventHub } from './events.js';
 import { IngestQueue } from './ingest-queue.js';
+import { defaultWebRoot, webRoutes } from './web-static.js';
 import { createTokenAuth, hasScope, type Identity, type TokenAuth, type TokenEntry } from './auth.js';
 import type { CollectorMetrics } from './metrics.js';
 import type { Store } from './store/types.js';
@@ -51,8 +53,10 @@ export interface CollectorOptions {
   metrics?: CollectorMetrics;
   /** Snapshot uploads and their API: where the files go (default `<store.dataDir>/snapshots`) and the largest taken. */
   snapshots?: { dir?: string; maxSnapshotBytes?: number };
-  /** More routes on the same server (e.g. /metrics, snapshot downloads, the web page). Checked after the built-in ones. */
+  /** More routes on the same server (e.g. /metrics). Checked after the built-in ones. */
   extraRoutes?: Route[];
+  /** Directory of the built web page served at `/`; default: the one `npm run build` made; null: no page. */
+  webRoot?: string | null;
 }
 
 export interface Collector {
@@ -108,6 +112,7 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
     log,
     ...(options.snapshots?.maxSnapshotBytes !== undefined ? { maxSnapshotBytes: options.snapshots.maxSnapshotBytes } : {}),
   });
+  const live = createEventHub();
   const sessionEnv: SessionEnv = {
     store,
     ingest,
@@ -132,6 +137,7 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
       options.metrics?.setAgentsConnected(sessions.size);
       return true;
     },
+    onStored: (event) => live.publish(event),
   };
 
   const apiEnv: ApiEnv = {
@@ -169,7 +175,8 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
       return s.sendCommand(command as unknown as CommandMessage['command'], timeoutMs);
     },
   });
-  const routes = compileRoutes([...apiRoutes(apiEnv), ...snapshotApi, ...(options.extraRoutes ?? [])]);
+  const webRoot = options.webRoot === undefined ? defaultWebRoot() : options.webRoot;
+  const routes = compileRoutes([...apiRoutes(apiEnv), ...snapshotApi, live.route(), ...(options.extraRoutes ?? []), ...(options.webRoot === null ? [] : webRoutes(webRoot))]);
   const handler = createRequestHandler(apiEnv, routes);
 
   let server: Server;
@@ -338,6 +345,8 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
       clearInterval(pinger);
       const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
+      // Live streams never end on their own: end them so the HTTP server can close.
+      live.closeAll();
       // Writes already received are committed and acknowledged before the sockets close.
       await ingest.idle();
       for (const s of sockets) s.close(CloseCode.goingAway, 'collector shutting down');

@@ -105,6 +105,7 @@ export function registerUp(program: Command): void {
 
     const lines = [
       `leakwatch is up: collector ${collector.url} with an agent for node ${options.nodeName}`,
+      `web page: ${collector.url}/   (sign in with the admin token below, or any token with the read scope)`,
       firstRun
         ? `admin token (shown once; also saved to ${join(options.dataDir, 'local-token')} for commands run from this directory):\n  ${adminToken}`
         : `admin token: in ${join(options.dataDir, 'local-token')} (made at the first start)`,

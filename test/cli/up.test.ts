@@ -3,7 +3,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { freePort } from '../support/net.js';
 import { join } from 'node:path';
@@ -59,6 +59,21 @@ describe('leakwatch up', { skip: availability.ok ? false : `SKIP: ${availability
     assert.equal(statSync(join(dir, 'data', 'local-token')).mode & 0o777, 0o600);
     assert.equal(statSync(join(dir, 'data', 'tokens.json')).mode & 0o777, 0o600);
     assert.ok(!readFileSync(join(dir, 'data', 'tokens.json'), 'utf8').includes(token), 'the tokens file holds hashes only');
+  });
+
+  test('serves the web page at the printed URL (or says how to build it)', async () => {
+    assert.ok(out.includes(`web page: ${url}/`), out);
+    const res = await fetch(`${url}/`);
+    const body = await res.text();
+    // `npm run build` (run by npm ci's prepare) puts the page in dist/server/web.
+    if (existsSync(join('dist', 'server', 'web', 'index.html'))) {
+      assert.equal(res.status, 200, body);
+      assert.match(res.headers.get('content-security-policy') ?? '', /script-src 'self'/);
+      assert.match(body, /<script type="module" src="\/assets\/main-[A-Z0-9]+\.js"><\/script>/);
+    } else {
+      assert.equal(res.status, 503);
+      assert.match(body, /npm run build/);
+    }
   });
 
   test('a suspicious process in a pod reaches leakwatch findings and spawns show', async () => {
