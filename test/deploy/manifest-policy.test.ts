@@ -80,6 +80,7 @@ describe('host access', () => {
       '/proc': '/host/proc',
       '/sys/fs/cgroup': '/host/sys/fs/cgroup',
       '/var/log/pods': '/host/var/log/pods',
+      '/var/log/containers': '/host/var/log/containers',
       '/dev/kmsg': '/dev/kmsg',
     });
   });
