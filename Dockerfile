@@ -46,4 +46,4 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD ["node", "/app/scripts/healthcheck.mjs"]
 # -s: subreaper, for when tini is not pid 1 (the agent shares the host's PID namespace).
 ENTRYPOINT ["/usr/bin/tini", "-s", "--", "node", "/app/dist/cli/main.js"]
-CMD ["collector", "--listen=0.0.0.0:7070", "--data-dir=/var/lib/leakwatch"]
+CMD ["collector", "--listen=0.0.0.0:7070", "--data-dir=/var/lib/leakwatch/data"]

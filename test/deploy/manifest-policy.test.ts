@@ -250,7 +250,7 @@ describe('the CLI accepts the args', () => {
     const parsed = await parseWithProgram(cliArgv(collector));
     assert.equal(parsed.command, 'collector');
     assert.deepEqual(parsed.options.listen, { host: '0.0.0.0', port: 7070 });
-    assert.equal(parsed.options.dataDir, '/var/lib/leakwatch');
+    assert.equal(parsed.options.dataDir, '/var/lib/leakwatch/data');
     assert.equal(parsed.options.retentionBytes, 10 * GiB);
   });
 
@@ -282,8 +282,10 @@ describe('wiring', () => {
     const volume = collectorPod.volumes!.find((v) => v.name === mount.name)!;
     const item = volume.secret!.items!.find((i) => `${mount.mountPath}/${i.path}` === tokensFile)!;
     assert.ok(readme.includes(`create secret generic ${volume.secret!.secretName} --from-file=${item.key}`));
-    const data = collector.volumeMounts!.find((m) => m.mountPath === flagValue(cliArgv(collector), '--data-dir'));
-    assert.ok(data && collectorPod.volumes!.find((v) => v.name === data.name)?.persistentVolumeClaim, 'the data dir is the PVC');
+    // A subdirectory of the PVC's mount, never its root (see probes.test.ts for why).
+    const dataDir = flagValue(cliArgv(collector), '--data-dir')!;
+    const data = collector.volumeMounts!.find((m) => dataDir.startsWith(`${m.mountPath}/`));
+    assert.ok(data && collectorPod.volumes!.find((v) => v.name === data.name)?.persistentVolumeClaim, 'the data dir is on the PVC');
   });
 
   it('the agent dials the Service, which selects the collector pods on their port', () => {
