@@ -241,7 +241,7 @@ describe('the CLI accepts the args', () => {
   it('the agent: every flag known to `leakwatch agent`, values parsed', async () => {
     const parsed = await parseWithProgram(cliArgv(agent));
     assert.equal(parsed.command, 'agent');
-    assert.equal(parsed.options.metricsListen, '10.1.2.3:9101');
+    assert.equal(parsed.options.metricsListen, '0.0.0.0:9101');
     assert.equal(parsed.options.tokenFile, '/etc/leakwatch/agent/token');
     assert.equal(parsed.options.spoolMaxBytes, 64 * 1024 ** 2);
   });
