@@ -107,6 +107,20 @@ describe('privileges', () => {
     }
   });
 
+  it('seccomp RuntimeDefault everywhere; AppArmor unconfined only on the agent, and the README says why', () => {
+    for (const d of workloads(docs)) {
+      const spec = podSpec(d) as unknown as { securityContext?: { seccompProfile?: { type: string } }; containers: Array<{ securityContext?: { appArmorProfile?: { type: string }; seccompProfile?: unknown } }> };
+      assert.equal(spec.securityContext?.seccompProfile?.type, 'RuntimeDefault', kindAndName(d.object));
+      for (const c of spec.containers) {
+        assert.equal(c.securityContext?.seccompProfile, undefined, 'no container overrides the pod seccomp profile');
+        const apparmor = c.securityContext?.appArmorProfile?.type;
+        if (d === agentDoc) assert.equal(apparmor, 'Unconfined');
+        else assert.equal(apparmor, undefined, `${kindAndName(d.object)} keeps the runtime's AppArmor profile`);
+      }
+    }
+    assert.match(readme, /\*\*AppArmor\*\*: the agent container is `appArmorProfile: Unconfined`/);
+  });
+
   it('the collector runs as a non-root user with no capability; the agent as uid 0 (for its capabilities)', () => {
     assert.equal(collectorPod.securityContext?.runAsNonRoot, true);
     assert.ok((collectorPod.securityContext?.runAsUser ?? 0) > 0);
