@@ -13,8 +13,13 @@ WORKDIR /src
 # No browser download (puppeteer comes in with a dev dependency); addons built here, not fetched.
 ENV PUPPETEER_SKIP_DOWNLOAD=1 \
     npm_config_build_from_source=true
+# Dependencies first, without their install scripts: this layer is rebuilt only when the
+# lockfile changes, not on every source edit.
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY . .
-RUN npm ci --no-audit --no-fund
+# Now the install scripts (native addons compiled here), then TypeScript and the web page.
+RUN npm rebuild
 RUN npm run build
 RUN npm prune --omit=dev --no-audit --no-fund
 

@@ -21,6 +21,8 @@ const runtime = stages[stages.length - 1]!;
 const of = (stage: Stage, keyword: string) => stage.instructions.filter((i) => i.keyword === keyword);
 const workdir = (stage: Stage) => of(stage, 'WORKDIR').at(-1)?.text ?? '/';
 const isApt = (cmd: string) => /\bapt-get\b/.test(cmd);
+/** The steps that make node_modules (install, then the install scripts): slow, so cached here. */
+const isDependencyStep = (cmd: string) => /^npm (ci|rebuild)\b/.test(cmd);
 
 function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
@@ -43,7 +45,7 @@ describe('Dockerfile shape', () => {
     assert.equal(runtime.from, 'node:24-slim');
     const buildRuns = of(build, 'RUN').map((i) => i.text).join('\n');
     for (const pkg of ['python3', 'make', 'g++']) assert.match(buildRuns, new RegExp(`apt-get install[^\\n]*\\s${pkg.replace('+', '\\+')}(\\s|$)`), `build installs ${pkg}`);
-    for (const step of ['npm ci', 'npm run build', 'npm prune --omit=dev']) assert.ok(buildRuns.includes(step), `build runs ${step}`);
+    for (const step of ['npm ci', 'npm rebuild', 'npm run build', 'npm prune --omit=dev']) assert.ok(buildRuns.includes(step), `build runs ${step}`);
     const env = Object.assign({}, ...of(build, 'ENV').map(envPairs)) as Record<string, string>;
     assert.equal(env.PUPPETEER_SKIP_DOWNLOAD, '1');
     assert.equal(env.npm_config_build_from_source, 'true');
@@ -102,14 +104,17 @@ describe('Dockerfile steps', () => {
       t.skip(`SKIP: no ${tools.join(', ')} here (the build stage installs them with apt-get)`);
       return;
     }
-    const context = join(work, 'src');
-    const files = copyContext(repoRoot, context, dockerignore(readFileSync(join(repoRoot, '.dockerignore'), 'utf8')));
+    // The build context as Docker sends it, and the stage's WORKDIR, filled by its COPY lines in order.
+    const buildContext = join(work, 'context');
+    const files = copyContext(repoRoot, buildContext, dockerignore(readFileSync(join(repoRoot, '.dockerignore'), 'utf8')));
     t.diagnostic(`context: ${files} files`);
-    assert.ok(!existsSync(join(context, 'node_modules')) && !existsSync(join(context, 'dist')));
+    assert.ok(!existsSync(join(buildContext, 'node_modules')) && !existsSync(join(buildContext, 'dist')));
+    const context = join(work, 'src');
+    mkdirSync(context);
 
     const env = cleanEnv(Object.assign({}, ...of(build, 'ENV').map(envPairs)) as Record<string, string>);
-    // `npm ci` compiles the native addons and takes 1.5 to 4 minutes on this 2-CPU machine. Its
-    // result is kept (keyed by lockfile, Dockerfile build steps, Node version) under this
+    // `npm ci` + `npm rebuild` compile the native addons: 1.5 to 4 minutes on this 2-CPU machine.
+    // Their result is kept (keyed by lockfile, Dockerfile build steps, Node version) under this
     // checkout's node_modules/.cache, so a developer's later runs skip it; CI starts from a
     // clean clone and always runs it. LEAKWATCH_DOCKER_STEPS_FULL=1 forces it.
     const key = createHash('sha256')
@@ -120,11 +125,22 @@ describe('Dockerfile steps', () => {
       .slice(0, 16);
     const cached = join(repoRoot, 'node_modules/.cache/leakwatch-docker-steps', key, 'node_modules');
     const useCache = existsSync(cached) && process.env.LEAKWATCH_DOCKER_STEPS_FULL !== '1';
-    for (const run of of(build, 'RUN')) {
+    const lastDependencyStep = of(build, 'RUN').filter((r) => isDependencyStep(r.text)).at(-1);
+    for (const run of build.instructions.filter((i) => i.keyword === 'RUN' || i.keyword === 'COPY')) {
+      if (run.keyword === 'COPY') {
+        const copy = copyArgs(run);
+        assert.equal(copy.from, null, `build stage line ${run.line} copies from the context`);
+        const dest = join(context, posix.relative(workdir(build), posix.resolve(workdir(build), copy.dest)));
+        for (const src of copy.sources) {
+          if (src === '.') cpSync(buildContext, dest, { recursive: true, verbatimSymlinks: true });
+          else cpSync(join(buildContext, src), copy.dest.endsWith('/') ? join(dest, posix.basename(src)) : dest, { recursive: true, verbatimSymlinks: true });
+        }
+        continue;
+      }
       // apt-get is the image's package manager; here the same tools were checked above.
       if (isApt(run.text)) continue;
-      if (/^npm ci\b/.test(run.text) && useCache) {
-        cpSync(cached, join(context, 'node_modules'), { recursive: true, verbatimSymlinks: true });
+      if (isDependencyStep(run.text) && useCache) {
+        if (!existsSync(join(context, 'node_modules'))) cpSync(cached, join(context, 'node_modules'), { recursive: true, verbatimSymlinks: true });
         t.diagnostic(`SKIP part: RUN ${run.text}: node_modules from an earlier run of the same lockfile, build steps and Node (${cached}); LEAKWATCH_DOCKER_STEPS_FULL=1 runs it`);
         continue;
       }
@@ -132,7 +148,7 @@ describe('Dockerfile steps', () => {
       const r = spawnSync('/bin/sh', ['-c', run.text], { cwd: context, env, encoding: 'utf8', timeout: 600_000, maxBuffer: 64 * 1024 * 1024 });
       t.diagnostic(`RUN ${run.text}: ${((Date.now() - started) / 1000).toFixed(1)} s`);
       assert.equal(r.status, 0, `Dockerfile line ${run.line}: RUN ${run.text}\n${(r.stderr || '').slice(-3000)}`);
-      if (/^npm ci\b/.test(run.text)) {
+      if (run === lastDependencyStep) {
         rmSync(join(cached, '..'), { recursive: true, force: true });
         cpSync(join(context, 'node_modules'), cached, { recursive: true, verbatimSymlinks: true });
       }

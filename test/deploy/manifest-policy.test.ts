@@ -206,6 +206,19 @@ describe('resources and probes', () => {
     }
   });
 
+  it("the README's resource table gives the manifest's figures", () => {
+    const section = readme.slice(readme.indexOf('### Resources'), readme.indexOf('### The image'));
+    for (const [row, c] of [['agent', agent], ['collector', collector]] as const) {
+      const m = new RegExp(`^\\| ${row} \\| ([^|]+) \\| ([^|]+) \\|`, 'm').exec(section);
+      assert.ok(m, `README resource row for ${row}`);
+      assert.equal(m[1]!.trim(), `${c.resources!.requests!.cpu} CPU, ${c.resources!.requests!.memory}`);
+      const cpuLimit = c.resources!.limits!.cpu!;
+      assert.ok(m[2]!.startsWith(`${cpuLimit} CPU, ${c.resources!.limits!.memory}`), `${row} limits: ${m[2]}`);
+    }
+    const spool = agentPod.volumes!.find((v) => v.name === 'spool')!.emptyDir!.sizeLimit!;
+    assert.ok(section.includes(`spool \`emptyDir\` ${spool}`));
+  });
+
   it("the agent's memory is sized from the sampler benchmark", () => {
     const bench = JSON.parse(readFileSync(join(repoRoot, 'bench/results/sampler.json'), 'utf8')) as {
       agentLoop: { rss: { medianBytes: number; maxBytes: number } };
