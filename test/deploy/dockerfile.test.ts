@@ -149,7 +149,8 @@ describe('Dockerfile steps', () => {
       t.diagnostic(`RUN ${run.text}: ${((Date.now() - started) / 1000).toFixed(1)} s`);
       assert.equal(r.status, 0, `Dockerfile line ${run.line}: RUN ${run.text}\n${(r.stderr || '').slice(-3000)}`);
       if (run === lastDependencyStep) {
-        rmSync(join(cached, '..'), { recursive: true, force: true });
+        // One entry only: an older lockfile's copy is of no further use.
+        rmSync(join(cached, '..', '..'), { recursive: true, force: true });
         cpSync(join(context, 'node_modules'), cached, { recursive: true, verbatimSymlinks: true });
       }
     }
