@@ -237,7 +237,10 @@ describe('resources and probes', () => {
     assert.ok(mount, `--spool-dir ${spoolDir} is on a mounted volume`);
     const volume = agentPod.volumes!.find((v) => v.name === mount.name);
     assert.ok(volume?.emptyDir?.sizeLimit, 'the spool is a size-limited emptyDir');
-    assert.ok(quantity(volume.emptyDir.sizeLimit) >= Number(parsed.options.spoolMaxBytes) + 2 * GiB);
+    // The snapshot spool's bound: its flag's value once the agent has it, else the 2 GiB default
+    // the capture contract states (agent/capture/types.ts).
+    const snapshotSpool = Number(parsed.options.snapshotSpoolMaxBytes ?? 2 * GiB);
+    assert.ok(quantity(volume.emptyDir.sizeLimit) >= Number(parsed.options.spoolMaxBytes) + snapshotSpool, `${volume.emptyDir.sizeLimit} holds both spools`);
     // With a read-only root, /tmp must be writable and bounded too.
     const tmp = agent.volumeMounts!.find((m) => m.mountPath === '/tmp');
     assert.ok(tmp && agentPod.volumes!.find((v) => v.name === tmp.name)?.emptyDir?.sizeLimit, '/tmp is on a bounded emptyDir');
