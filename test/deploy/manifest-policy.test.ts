@@ -300,6 +300,7 @@ describe('wiring', () => {
     const mount = agent.volumeMounts!.find((m) => tokenFile.startsWith(`${m.mountPath}/`))!;
     const volume = agentPod.volumes!.find((v) => v.name === mount.name)!;
     assert.ok(volume.secret, 'the token is a Secret');
+    assert.equal((volume.secret as { defaultMode?: number }).defaultMode, 0o400, 'readable by its owner (root) only');
     assert.equal(mount.readOnly, true);
     const item = volume.secret.items!.find((i) => `${mount.mountPath}/${i.path}` === tokenFile);
     assert.ok(item, `an item lands at ${tokenFile}`);
@@ -311,6 +312,7 @@ describe('wiring', () => {
     const mount = collector.volumeMounts!.find((m) => tokensFile.startsWith(`${m.mountPath}/`))!;
     const volume = collectorPod.volumes!.find((v) => v.name === mount.name)!;
     const item = volume.secret!.items!.find((i) => `${mount.mountPath}/${i.path}` === tokensFile)!;
+    assert.equal((volume.secret as { defaultMode?: number }).defaultMode, 0o440, 'readable by the fsGroup, not by others');
     assert.ok(readme.includes(`create secret generic ${volume.secret!.secretName} --from-file=${item.key}`));
     // A subdirectory of the PVC's mount, never its root (see probes.test.ts for why).
     const dataDir = flagValue(cliArgv(collector), '--data-dir')!;
