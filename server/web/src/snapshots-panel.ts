@@ -1,7 +1,7 @@
 // Heap snapshots of a target (GET /api/v1/snapshots), every capture attempt with the reasons of
 // refusals (GET /api/v1/captures), downloads (fetched with the token, handed over as a blob) and
-// "take snapshot" for tokens with the `snapshots` scope. Written against the snapshot API
-// contract; a collector without it says so instead of failing.
+// "take snapshot" for tokens with the `snapshots` scope. Shapes are those of
+// server/snapshots/snapshot-api.ts; an older collector without those routes says so instead of failing.
 import { ApiError, apiGet, apiPost, download } from './api.js';
 import { can } from './app-state.js';
 import { dateTime, h } from './dom.js';
@@ -14,7 +14,9 @@ export function snapshotsPanel(t: TargetRow): { el: HTMLElement; dispose(): void
   const captures = h('div');
   const message = h('p', { class: 'muted', 'data-testid': 'snapshot-message' });
   const takeButton = h('button', { type: 'button', 'data-testid': 'take-snapshot' }, 'Take heap snapshot');
-  el.append(h('h3', {}, 'Heap snapshots'), can('snapshots') && t.pod ? takeButton : h('p', { class: 'muted small' }, t.pod ? 'Taking and downloading snapshots needs a token with the "snapshots" scope.' : 'Snapshots are taken of processes in pods.'), message, list, h('h4', {}, 'Capture attempts'), captures);
+  // POST /api/v1/snapshots needs both namespace and pod: without them there is nothing to ask for.
+  const inPod = t.pod !== null && t.namespace !== null;
+  el.append(h('h3', {}, 'Heap snapshots'), can('snapshots') && inPod ? takeButton : h('p', { class: 'muted small' }, inPod ? 'Taking and downloading snapshots needs a token with the "snapshots" scope.' : 'Snapshots are taken of processes in pods.'), message, list, h('h4', {}, 'Capture attempts'), captures);
 
   const filter = (): string => {
     const q = new URLSearchParams();

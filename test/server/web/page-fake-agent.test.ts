@@ -3,17 +3,27 @@
 // speaking the protocol): evidence is shown as text (a `<script>` in a command line stays text),
 // findings arrive live without a reload, the chart draws its limit and ETA, the process tree marks
 // the fan-out and the OOM-killed child, and the snapshots panel follows the token's scopes. The
-// snapshot endpoints here are small fakes of the agreed contract (/work/briefs/snapshot-api.md)
-// passed as extraRoutes, until the real ones are merged.
+// snapshots behind the panel are real: a real Uplink on the same node uploads heap snapshots
+// written by v8.writeHeapSnapshot() through the real upload path, reports a refused capture, and
+// answers the page's "take" with a refused CaptureReport, as agent/capture does when a gate says no.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DiskQueue } from '../../../agent/disk-queue.js';
+import { SnapshotSpool } from '../../../agent/snapshot-spool.js';
+import { Uplink } from '../../../agent/uplink.js';
 import type { Finding } from '../../../protocol/findings.js';
 import type { SeriesPoint, TargetInfo } from '../../../protocol/messages.js';
-import type { CaptureReport } from '../../../protocol/snapshots.js';
-import type { Route } from '../../../server/api.js';
+import type { SnapshotCommand } from '../../../protocol/snapshots.js';
+import type { CapturedFile } from '../../../agent/capture/types.js';
 import { canvasPixels, browserUnavailable, launchBrowser, type Browser } from '../../support/browser.js';
 import { helloAgent, httpGet, startTestCollector, type TestAgent, type TestCollector } from '../../support/collector-harness.js';
+import { recordingLogger, waitFor } from '../../support/protocol-peer.js';
 import { fanoutFinding, growthFinding, oomFinding, spawnFinding } from '../../support/sample-findings.js';
+import { realHeapSnapshot, sampleReport } from '../../support/snapshot-fixtures.js';
 import { buildWebInto } from '../../support/web-build.js';
 
 const unavailable = browserUnavailable();
@@ -23,48 +33,20 @@ const MiB = 1024 * 1024;
 const NODE = 'node-web';
 const EVIL = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">';
 
-const snapshotRow = {
-  snapshotId: 'ab'.repeat(16), kind: 'heapsnapshot', targetKey: 'proc:4242:1', pid: 4242, nsPid: 1, comm: 'node', cmdline: 'node server.js',
-  namespace: 'payments', pod: 'payment-processor-7d9f', podUid: null, container: 'app', containerId: null, nodeVersion: 'v20.20.2',
-  trigger: 'growth', findingId: 'growth-web-1', commandId: null, pairId: null, pairIndex: null, via: 'inspector', takenAtMs: Date.now() - 60_000,
-  durationMs: 900, heapUsedBytes: 40 * MiB, node: NODE, agentId: 'fake', bytes: 11, sha256: 'd'.repeat(64), storedAtMs: Date.now() - 50_000,
-};
-const refusal: CaptureReport = {
-  captureId: 'cd'.repeat(16), atMs: Date.now() - 30_000, node: NODE, targetKey: 'proc:4242:1', pid: 4242, namespace: 'payments', pod: 'payment-processor-7d9f',
-  container: 'app', trigger: 'on-demand', findingId: null, commandId: null, requested: 'heapsnapshot', outcome: 'refused',
-  reason: 'cgroup headroom 20 MiB is below 2 × heap in use (2 × 40 MiB)', reasonCode: 'headroom', snapshotIds: [],
-};
-
-/** Fakes of the snapshot endpoints, shaped by the contract; they record what the page asked. */
-function fakeSnapshotRoutes(calls: string[]): Route[] {
-  return [
-    { method: 'GET', path: '/api/v1/snapshots', scope: 'read', handle: ({ req }) => (calls.push(`GET ${req.url}`), { status: 200, json: { snapshots: [snapshotRow] } }) },
-    { method: 'GET', path: '/api/v1/captures', scope: 'read', handle: ({ req }) => (calls.push(`GET ${req.url}`), { status: 200, json: { captures: [refusal] } }) },
-    {
-      method: 'GET', path: '/api/v1/snapshots/:id/download', scope: 'snapshots',
-      handle: ({ params }) => (calls.push(`download ${params.id}`), {
-        status: 200, text: Buffer.from('{"snapshot"}'), contentType: 'application/octet-stream',
-        headers: { 'Content-Disposition': `attachment; filename="payment-processor-7d9f-4242-${params.id}.heapsnapshot"`, 'X-Content-SHA256': 'd'.repeat(64) },
-      }),
-    },
-    {
-      method: 'POST', path: '/api/v1/snapshots', scope: 'snapshots',
-      handle: async ({ req }) => {
-        let body = '';
-        for await (const c of req) body += String(c);
-        calls.push(`POST ${body}`);
-        return { status: 200, json: { capture: { ...refusal, atMs: Date.now() }, snapshots: [] } };
-      },
-    },
-  ];
-}
+/** The headroom gate's wording (protocol/snapshots.ts): what a refusal tells the user. */
+const HEADROOM_REFUSAL = 'cgroup headroom 20 MiB is below 2 × heap in use (2 × 40 MiB)';
 
 describe('web page against a fake agent', { skip: unavailable ?? false, timeout: 90_000 }, () => {
   let web: ReturnType<typeof buildWebInto>;
   let tc: TestCollector;
   let agent: TestAgent;
   let browser: Browser;
-  const snapshotCalls: string[] = [];
+  let snapshotAgent: { uplink: Uplink; queue: DiskQueue; dir: string } | undefined;
+  /** What the snapshot agent was asked to do by the collector. */
+  const snapshotCommands: SnapshotCommand[] = [];
+  /** Stored through the real upload: one of the growing process, one of another process of the pod. */
+  let ownSnapshot: CapturedFile;
+  let otherSnapshot: CapturedFile;
   let seq = 1;
   const now = Date.now();
 
@@ -83,7 +65,7 @@ describe('web page against a fake agent', { skip: unavailable ?? false, timeout:
 
   before(async () => {
     web = buildWebInto();
-    tc = await startTestCollector({ webRoot: web.dir, extraRoutes: fakeSnapshotRoutes(snapshotCalls) });
+    tc = await startTestCollector({ webRoot: web.dir });
     agent = await helloAgent(tc.collector.agentUrl, tc.tokens.agent, 'fake', NODE);
     // Two minutes of a process growing 0.5 MiB/s toward its 256 MiB limit.
     const points: SeriesPoint[] = [];
@@ -110,15 +92,57 @@ describe('web page against a fake agent', { skip: unavailable ?? false, timeout:
     oom.target = { ...oom.target, pid: 5160, comm: 'python3', cmdline: 'python3 /tmp/tmpzz99.py' };
     if (oom.kind === 'oom-kill') oom.details.victim = { pid: 5160, comm: 'python3', cmdline: 'python3 /tmp/tmpzz99.py', lastRssAnonBytes: 90 * MiB };
     await sendFindings([growth, spawn, fanout, oom]);
+    await startSnapshotAgent();
     browser = await launchBrowser();
   });
 
   after(async () => {
     await browser?.close();
+    if (snapshotAgent) {
+      await snapshotAgent.uplink.close({ flushMs: 0 });
+      snapshotAgent.queue.close();
+      rmSync(snapshotAgent.dir, { recursive: true, force: true });
+    }
     agent?.ws.close();
     await tc?.stop();
     web?.remove();
   });
+
+  /**
+   * A second, real agent on the same node (the newest connection, so take-snapshot commands go to
+   * it). It uploads two real heap snapshots of the pod, reports an automatic capture the headroom
+   * gate refused, and answers `snapshot` commands with a refusal of the same gate.
+   */
+  const startSnapshotAgent = async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'leakwatch-web-snapshots-'));
+    const log = recordingLogger();
+    const queue = new DiskQueue({ dir });
+    const spool = new SnapshotSpool({ spoolDir: dir, log });
+    const uplink = new Uplink({ url: tc.collector.url, token: tc.tokens.agent, agentId: 'snap-agent', node: NODE, version: 'test', queue, log, backoffBaseMs: 50, backoffCapMs: 300, snapshotSpool: spool });
+    snapshotAgent = { uplink, queue, dir };
+    const pod = { namespace: 'payments', pod: 'payment-processor-7d9f', podUid: container.podUid, container: 'app', containerId: container.containerId };
+    uplink.onCommand('snapshot', (command, { commandId }) => {
+      const cmd = command as unknown as SnapshotCommand;
+      snapshotCommands.push(cmd);
+      const report = sampleReport({ node: NODE, targetKey: proc.targetKey, pid: cmd.pid ?? null, namespace: cmd.namespace, pod: cmd.pod, container: cmd.container ?? null, trigger: 'on-demand', commandId, requested: cmd.kind ?? 'heapsnapshot', outcome: 'refused', reason: HEADROOM_REFUSAL, reasonCode: 'headroom', snapshotIds: [] });
+      uplink.reportCapture(report);
+      return report;
+    });
+    uplink.start();
+    await waitFor('snapshot agent connected', () => uplink.state().connected);
+    const [own, other] = await Promise.all([
+      realHeapSnapshot(spool.workDir, { ...pod, targetKey: proc.targetKey, trigger: 'growth', findingId: 'growth-web-1', takenAtMs: now - 60_000 }),
+      realHeapSnapshot(spool.workDir, { ...pod, targetKey: 'proc:4343:1', pid: 4343, trigger: 'on-demand', takenAtMs: now - 45_000 }),
+    ]);
+    // realHeapSnapshot records the pid of the child that wrote it; these stand for the pod's processes.
+    ownSnapshot = { ...own, meta: { ...own.meta, pid: 4242 } };
+    otherSnapshot = { ...other, meta: { ...other.meta, pid: 4343 } };
+    await spool.accept(ownSnapshot);
+    await spool.accept(otherSnapshot);
+    // The growth detector's automatic capture, refused by the headroom gate before the page opened.
+    uplink.reportCapture(sampleReport({ node: NODE, targetKey: proc.targetKey, pid: 4242, ...pod, trigger: 'growth', findingId: 'growth-web-1', atMs: now - 30_000, reason: HEADROOM_REFUSAL, reasonCode: 'headroom' }));
+    await waitFor('snapshots stored and the refusal recorded', () => tc.store.getSnapshot(ownSnapshot.meta.snapshotId) !== null && tc.store.getSnapshot(otherSnapshot.meta.snapshotId) !== null && tc.store.listCaptures({ findingId: 'growth-web-1' }).length === 1, 30_000);
+  };
 
   const signIn = async (token: string) => {
     const { page } = browser;
@@ -220,25 +244,53 @@ describe('web page against a fake agent', { skip: unavailable ?? false, timeout:
 
   test('snapshots panel: list, refusals with reasons; no take or download without the snapshots scope', async () => {
     const { page } = browser;
+    // Still on the process's target view, signed in with the read token.
     await page.waitForSelector('[data-testid=snapshot-row]');
-    assert.match((await page.textContent('[data-testid=snapshots-table]')) ?? '', new RegExp(`${'d'.repeat(64)}[\\s\\S]*|growth finding growth-web-1`));
-    assert.match((await page.textContent('[data-testid=captures]')) ?? '', /refused — cgroup headroom 20 MiB/);
+    await page.waitForSelector('[data-testid=captures]');
+    const table = (await page.textContent('[data-testid=snapshots-table]')) ?? '';
+    assert.ok(table.includes(ownSnapshot.sha256), table);
+    assert.match(table, /growth finding growth-web-1/);
+    assert.match(table, /node \(pid 4242\)/);
+    // The listing is of this process only: the pod's other process has its own.
+    assert.equal(await page.$$eval('[data-testid=snapshot-row]', (rows) => rows.length), 1);
+    assert.ok(!table.includes(otherSnapshot.sha256), 'the other process\'s snapshot is not listed here');
+    const captures = (await page.textContent('[data-testid=captures]')) ?? '';
+    assert.match(captures, /heapsnapshot · refused — cgroup headroom 20 MiB is below 2 × heap in use \(2 × 40 MiB\)/);
+    assert.match(captures, /headroom/);
     assert.equal(await page.$('[data-testid=take-snapshot]'), null);
     assert.equal(await page.$('[data-testid=snapshot-row] button'), null);
-    assert.ok(snapshotCalls.some((c) => c.startsWith('GET /api/v1/snapshots?targetKey=proc%3A4242%3A1')), snapshotCalls.join(' | '));
+    // The container view lists every snapshot of the pod.
+    await page.goto(`${tc.collector.url}/#/target/${NODE}/${encodeURIComponent(container.targetKey)}`);
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid=snapshot-row]').length === 2);
   });
 
   test('with the snapshots scope: take shows the refusal reason, download hands over the bytes by blob', async () => {
     const { page } = browser;
     await signIn(tc.tokens.admin);
     await page.goto(`${tc.collector.url}/#/target/${NODE}/${encodeURIComponent(proc.targetKey)}`);
+    await page.waitForSelector('[data-testid=snapshot-row] button');
     await page.click('[data-testid=take-snapshot]');
-    await page.waitForFunction(() => /refused: cgroup headroom/.test(document.querySelector('[data-testid=snapshot-message]')?.textContent ?? ''));
-    const post = snapshotCalls.find((c) => c.startsWith('POST '));
-    assert.deepEqual(JSON.parse(post!.slice(5)), { namespace: 'payments', pod: 'payment-processor-7d9f', container: 'app', pid: 4242 });
+    await page.waitForFunction(() => /^refused: cgroup headroom 20 MiB/.test(document.querySelector('[data-testid=snapshot-message]')?.textContent ?? ''));
+    // The collector routed the page's request to the agent of the pod's node, as asked.
+    assert.deepEqual(snapshotCommands, [{ action: 'snapshot', namespace: 'payments', pod: 'payment-processor-7d9f', container: 'app', pid: 4242 }]);
+    assert.ok(tc.store.listAudit({ action: 'snapshot.take' }).some((e) => e.actor === 'admin-token'));
+    // The refusal is recorded and the panel, reloaded, lists it beside the earlier one.
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid=captures] li.outcome-refused').length === 2);
+    assert.equal(tc.store.listCaptures({ targetKey: proc.targetKey, outcome: 'refused' }).length, 2);
+
+    const id = ownSnapshot.meta.snapshotId;
     const [download] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid=snapshot-row] button')]);
-    assert.equal(download.suggestedFilename(), `payment-processor-7d9f-4242-${'ab'.repeat(16)}.heapsnapshot`);
+    assert.equal(download.suggestedFilename(), `payment-processor-7d9f-4242-${id}.heapsnapshot`);
     assert.ok(download.url().startsWith('blob:'), download.url());
+    const path = await download.path();
+    assert.ok(path, 'the download was saved');
+    const bytes = readFileSync(path);
+    assert.equal(bytes.length, ownSnapshot.bytes);
+    assert.equal(createHash('sha256').update(bytes).digest('hex'), ownSnapshot.sha256, 'exactly the stored bytes');
+    JSON.parse(bytes.toString('utf8'));
+    await page.waitForFunction(() => /^downloaded /.test(document.querySelector('[data-testid=snapshot-message]')?.textContent ?? ''));
+    assert.doesNotMatch((await page.textContent('[data-testid=snapshot-message]')) ?? '', /DIFFERS/);
+    assert.ok(tc.store.listAudit({ action: 'snapshot.download' }).some((e) => e.subject === id && e.actor === 'admin-token'));
     await browser.screenshot('snapshots-panel');
   });
 
