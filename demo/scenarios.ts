@@ -76,16 +76,16 @@ const scenarioList: Scenario[] = [
   {
     name: 'metrics-app',
     description:
-      'GET /counter starts a "metrics collector" decoded from resources.dat into /tmp and run with python3; each one keeps a new 10 MiB block every 2 s forever. After 12 s of serving, 21 requests, one per 1.5 s, like the seed\'s curl loop.',
+      'GET /counter starts a "metrics collector" decoded from resources.dat into /tmp and run with python3; each one keeps another 10 MiB block every 12 s, forever. After 20 s of serving, 21 requests, one per 1.5 s, like the seed\'s curl loop: every request adds a leaking process, and together they fill the container.',
     seed: '000/001',
     kind: 'incident',
-    expects: ['suspicious-spawn', 'fan-out', 'oom-kill'],
+    expects: ['suspicious-spawn', 'fan-out', 'growth', 'oom-kill'],
     namespace: 'default',
     podName: 'metrics-app-5c9d7b8f6d-x2k4p',
     containers: [{ name: 'metrics-app', limitBytes: 192 * MiB }],
     maxRestarts: 3,
     timeline:
-      '12 s of serving, then the first OOM kill ~8 s after the first request and one every 1.5-2 s after it; the kernel kills the largest collector and the server keeps answering (cgroup v1); ends ~10 s after the 21st request (~55 s)',
+      "20 s of serving at ~11 MiB; from the first request the container climbs (~5 MiB/s, faster as collectors pile up) to its 192 MiB limit, and the first OOM kill comes ~22 s later, then one every 1.5-4 s: the kernel kills a collector, the server keeps answering (cgroup v1). leakwatch: the suspicious spawn at once, the fan-out ~9 s and the container's growth with an ETA ~14 s after the first request. Ends 20 s after the 21st request (~75 s)",
     run: runMetricsApp,
   },
   {
@@ -423,10 +423,10 @@ async function runUntilCrashLoop(ctx: ScenarioContext, container: string, script
 
 const COUNTER_REQUESTS = 21;
 const COUNTER_INTERVAL_MS = 1500;
-const SERVING_BEFORE_LOAD_MS = 12_000;
+const SERVING_BEFORE_LOAD_MS = 20_000;
 const REQUEST_TIMEOUT_MS = 5000;
 const READY_TIMEOUT_MS = 15_000;
-const COLLECTOR_DRAIN_MS = 30_000;
+const COLLECTOR_DRAIN_MS = 20_000;
 /** Only files the app logged as its collectors, in the shape tempfile gives them, are removed. */
 const collectorLine = /^collector: started pid \d+ running (\/tmp\/tmp[A-Za-z0-9_]+\.py)$/;
 
@@ -441,8 +441,10 @@ async function runMetricsApp(pod: FakePod, ctx: ScenarioContext): Promise<void> 
       if (ctx.signal.aborted) return;
       ctx.onLog(`metrics-app did not say it was listening (${(err as Error).message}); sending requests anyway`);
     }
-    // The seed's app had been serving for a while when the curl loop began; a server's first
-    // seconds are when pre-fork pools start their workers, which leakwatch does not count as fan-out.
+    // The seed's app had been serving for a while when the curl loop began. A server's first
+    // seconds are when pre-fork pools start their workers, which leakwatch does not count as
+    // fan-out, and a container's first 15 s are its start-up, which leakwatch does not trend: the
+    // load comes after both, so the climb to the limit is watched from its flat beginning.
     ctx.onLog(`app up; the curl loop starts in ${SERVING_BEFORE_LOAD_MS / 1000}s`);
     await sleep(SERVING_BEFORE_LOAD_MS, ctx.signal);
     ctx.onLog(`driver: ${COUNTER_REQUESTS} × GET http://127.0.0.1:${port}/counter, one every ${COUNTER_INTERVAL_MS / 1000}s (the seed's curl loop)`);

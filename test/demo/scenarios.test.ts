@@ -230,7 +230,14 @@ describe('workloads on bad input or outside a pod', () => {
 
   it('the collector payload stops itself at 50 MiB when no tight memory limit surrounds it', async (t) => {
     if (skipWithoutPython(t)) return;
-    const payload = spawn(python!, ['-u', join(findWorkloadsDir(), 'metrics-app', 'collector_payload.py')], { stdio: ['ignore', 'pipe', 'inherit'] });
+    // The payload's own pace (a block every 12 s) would take a minute to reach the cap: a copy
+    // with a short interval runs the same cap logic in seconds.
+    const source = readFileSync(join(findWorkloadsDir(), 'metrics-app', 'collector_payload.py'), 'utf8');
+    const fast = source.replace(/^INTERVAL_S = [\d.]+$/m, 'INTERVAL_S = 0.2');
+    assert.notEqual(fast, source, 'the payload sets its pace in INTERVAL_S');
+    const dir = mkdtempSync(join(tmpdir(), 'leakwatch-payload-'));
+    writeFileSync(join(dir, 'collector_payload.py'), fast);
+    const payload = spawn(python!, ['-u', join(dir, 'collector_payload.py')], { stdio: ['ignore', 'pipe', 'inherit'] });
     try {
       const line = await new Promise<string>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error('no hard-cap line within 15 s')), 15_000);
@@ -244,6 +251,7 @@ describe('workloads on bad input or outside a pod', () => {
       assert.ok(anonKb > 45 * 1024 && anonKb < 70 * 1024, `RssAnon ${anonKb} kB`);
     } finally {
       payload.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

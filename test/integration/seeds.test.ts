@@ -88,10 +88,25 @@ describe('seed incidents end in the right findings', { skip, timeout: 240_000 },
     assert.ok(fanout, `fan-out reported; kinds seen: ${[...new Set(findings.map((f) => f.kind))].join(',')}`);
     assert.match(fanout.target.cmdline ?? '', /app\.py/);
 
-    assert.ok(findings.some((f) => f.kind === 'growth'), 'growth reported');
-
     const kills = findings.filter((f): f is WatchLine & { kind: 'oom-kill' } => f.kind === 'oom-kill');
     assert.ok(kills.length >= 3, `OOM kills reported: ${kills.length}`);
+
+    // The growth an on-call engineer needs: the container heading for its limit, with an ETA,
+    // before the first collector is killed. The collectors themselves are the fan-out, not one
+    // growth finding each; the flat serving before the load is not growth.
+    const growth = lines.filter((l): l is WatchLine & { kind: 'growth' } => l.kind === 'growth' && l.event === 'open');
+    assert.ok(growth.length >= 1, `growth reported: ${lines.filter((l) => l.kind !== 'suspicious-spawn').map((l) => l.summary).join(' | ')}`);
+    const climb = growth[0]!;
+    assert.equal(climb.details.scope, 'container', climb.summary);
+    assert.equal(climb.target.container, 'metrics-app');
+    assert.equal(climb.target.pid, null);
+    assert.equal(climb.details.limitBytes, 192 * MiB);
+    assert.ok(climb.details.slopeBytesPerSec > 0 && climb.details.etaSec !== null && climb.details.etaSec > 0, `an ETA ahead: ${climb.summary}`);
+    assert.ok(climb.at > requests[0]!.atMs, `growth reported ${requests[0]!.atMs - climb.at} ms before the first request, while the server only served`);
+    const firstKillAt = Math.min(...kills.map((k) => k.at), ...run.events.filter((e) => e.kind === 'oom-kill').map((e) => e.atMs));
+    assert.ok(climb.at < firstKillAt, `growth opened ${climb.at - firstKillAt} ms after the first OOM kill: ${climb.summary}`);
+    assert.ok(!growth.some((g) => g.details.scope === 'process'), `no growth finding per collector: ${growth.map((g) => g.summary).join(' | ')}`);
+    console.log(`metrics-app: container growth opened ${((firstKillAt - climb.at) / 1000).toFixed(1)} s before the first OOM kill: ${climb.summary}`);
     assert.ok(kills.every((k) => k.details.victim.pid !== null && k.details.victim.comm === 'python3'), 'each kill names its victim');
     assert.ok(kills.some((k) => /\/tmp\/.*\.py/.test(k.details.victim.cmdline ?? '')), 'victims are the spawned collectors');
     assert.ok(kills.every((k) => k.details.containerSurvived === true), 'the server lived on: the kills Kubernetes never reports');

@@ -1,12 +1,14 @@
 # The "metrics collector" hidden in resources.dat (seeds 000/001), scaled down for leakwatch's
-# demo: it allocates a 10 MiB block every 2 s (the original: 5 x 100 MB per loop) and keeps every one of them in a
-# global list, so it grows until the kernel OOM-kills it. resources.dat is this file in base64;
-# metrics-app decodes it into a temporary .py file and runs it once per GET /counter.
+# demo: every 12 s it allocates another 10 MiB block (the original: 5 x 100 MB per loop) and keeps
+# every one of them in a global list, so it grows until the kernel OOM-kills it. resources.dat is
+# this file in base64; metrics-app decodes it into a temporary .py file and runs it once per
+# GET /counter. At this pace a collector per request fills metrics-app's 192 MiB over ~20 s of
+# requests: long enough to be seen heading for the limit before the first OOM kill.
 import random
 import time
 
 BLOCK_BYTES = 10 * 1024 * 1024
-INTERVAL_S = 2.0
+INTERVAL_S = 12.0
 # Second line of defence for runs outside the demo's pod: inside a memory cgroup with a limit of
 # at most 256 MiB only the kernel stops this program; anywhere else it stops growing early.
 LIMITED_CAP_BYTES = 300 * 1024 * 1024
@@ -55,15 +57,17 @@ def generate_blocks():
     cap = hard_cap_bytes()
     capped = False
     while True:
+        # Each block comes one interval after the last, the first one too: a new collector is a
+        # bare interpreter for its first INTERVAL_S.
+        time.sleep(INTERVAL_S)
         _ = random.randint(1, 10)
         if len(global_memory) * BLOCK_BYTES < cap:
             # bytearray(n) writes its zeroes, so every page is charged to the cgroup at once.
+            # Keep reference forever
             global_memory.append(bytearray(BLOCK_BYTES))
         elif not capped:
             capped = True
             print('collector: hard cap of %d MiB reached, no longer growing' % (cap >> 20), flush=True)
-        # Keep reference forever
-        time.sleep(INTERVAL_S)
 
 
 if __name__ == "__main__":
