@@ -216,7 +216,7 @@ async function streamSnapshot(engine: CaptureEngine, socket: net.Socket): Promis
     await engine.heapSnapshot((chunk) => {
       if (failure) return false;
       try {
-        writer.write(Buffer.from(chunk, 'latin1'));
+        writer.write(chunk);
         return true;
       } catch (err) {
         failure = err instanceof Error ? err : new Error(String(err));
@@ -250,12 +250,17 @@ class BlockingFrameWriter {
 
   constructor(private readonly fd: number) {}
 
-  write(data: Buffer): void {
+  /**
+   * Copies the chunk into the one frame buffer (V8 writes snapshots as ASCII, so latin1 is exact):
+   * no Buffer per chunk, so nothing piles up between garbage collections.
+   */
+  write(chunk: string): void {
     let offset = 0;
-    while (offset < data.length) {
-      const n = data.copy(this.buffer, this.used, offset);
-      this.used += n;
-      offset += n;
+    while (offset < chunk.length) {
+      const room = this.buffer.length - this.used;
+      const piece = offset === 0 && chunk.length <= room ? chunk : chunk.slice(offset, offset + room);
+      this.used += this.buffer.write(piece, this.used, 'latin1');
+      offset += piece.length;
       if (this.used === this.buffer.length) this.flush();
     }
   }

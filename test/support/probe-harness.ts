@@ -40,8 +40,14 @@ if (process.env.EXIT_AFTER_MS) {
   // Nothing else holds the loop: the process ends by itself when this fires, probe or not.
   setTimeout(() => process.stdout.write('done\\n'), Number(process.env.EXIT_AFTER_MS));
 } else {
-  // Lives until the test closes stdin.
-  process.stdin.on('data', () => {});
+  // Lives until the test closes stdin. 'baseline' asks for V8's own snapshot writer (straight to
+  // a file, nothing queued): the floor a probe capture is compared with.
+  process.stdin.on('data', (d) => {
+    if (String(d).includes('baseline')) {
+      require('node:v8').writeHeapSnapshot(require('node:os').devNull);
+      process.stdout.write('baseline-done\\n');
+    }
+  });
   process.stdin.on('end', () => process.exit(0));
 }
 `;
@@ -62,10 +68,11 @@ export async function startTarget(options: {
   env: Record<string, string>;
   leakCount: number;
   exitAfterMs?: number;
+  nodeArgs?: string[];
 }): Promise<Target> {
   const script = join(options.dir, 'target.js');
   writeFileSync(script, TARGET_SOURCE);
-  const args = options.probePath ? ['--require', options.probePath, script] : [script];
+  const args = [...(options.nodeArgs ?? []), ...(options.probePath ? ['--require', options.probePath] : []), script];
   const child = spawn(options.nodeBin, args, {
     cwd: options.dir,
     env: {

@@ -1,6 +1,8 @@
 // A deliberately slow agent for the probe's backpressure test: it speaks the probe wire format,
-// asks for one heap snapshot and then reads at most one socket read per `pauseMs`, so the probe
-// meets a full socket buffer over and over. It only counts and hashes what arrives.
+// asks for one heap snapshot and, once the first bytes arrive (V8 has built the snapshot and is
+// serializing it), calls onFirstBytes and reads nothing for `stallMs` (long enough for V8 to
+// finish: whatever the probe cannot write then, it would have to hold), and afterwards at most one
+// socket read per `pauseMs`. It only counts and hashes what arrives.
 import { createHash } from 'node:crypto';
 import { createServer, type Socket } from 'node:net';
 import { FrameDecoder, encodeJsonFrame } from '../../probe/wire.cjs';
@@ -12,7 +14,7 @@ export interface SlowCaptureResult {
   via: string;
 }
 
-export async function startSlowAgent(socketPath: string, token: string, pauseMs: number) {
+export async function startSlowAgent(socketPath: string, token: string, pauseMs: number, stallMs = 0, onFirstBytes: () => void = () => {}) {
   let onHello: ((socket: Socket, hello: Record<string, unknown>) => void) | null = null;
   const hellos: Array<{ socket: Socket; hello: Record<string, unknown> }> = [];
   const server = createServer((socket) => {
@@ -21,10 +23,19 @@ export async function startSlowAgent(socketPath: string, token: string, pauseMs:
     socket.on('error', () => {});
     socket.on('close', () => capture?.reject(new Error('closed')));
     socket.on('data', (data: Buffer) => {
-      socket.pause();
-      setTimeout(() => socket.resume(), pauseMs);
+      if (pauseMs > 0) {
+        socket.pause();
+        setTimeout(() => socket.resume(), pauseMs);
+      }
       for (const frame of decoder.push(data)) {
         if (frame.kind === 'bytes') {
+          if (capture!.bytes === 0) {
+            onFirstBytes();
+            if (stallMs > 0) {
+              socket.pause();
+              setTimeout(() => socket.resume(), stallMs);
+            }
+          }
           capture!.bytes += frame.payload.length;
           capture!.hash.update(frame.payload);
           continue;
