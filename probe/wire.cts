@@ -122,13 +122,21 @@ export class FrameDecoder {
     return frames;
   }
 
+  /** The first n bytes, copied across pieces without joining them all (a trickle of tiny reads stays linear). */
   private peek(n: number): Buffer {
     if (this.pending[0]!.length >= n) return this.pending[0]!.subarray(0, n);
-    return Buffer.concat(this.pending).subarray(0, n);
+    const out = Buffer.allocUnsafe(n);
+    let filled = 0;
+    for (const piece of this.pending) {
+      filled += piece.copy(out, filled, 0, Math.min(piece.length, n - filled));
+      if (filled === n) break;
+    }
+    return out;
   }
 
+  /** Removes and returns the first n bytes; the pieces are joined only once a frame is complete. */
   private take(n: number): Buffer {
-    const all = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending);
+    const all = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
     const out = all.subarray(0, n);
     const rest = all.subarray(n);
     this.pending = rest.length > 0 ? [rest] : [];
