@@ -91,10 +91,13 @@ export async function startProbeServer(options: ProbeServerOptions): Promise<Pro
     const decoder = new FrameDecoder();
     let client: ProbeClient | null = null;
     let handshaking = false;
+    let rejected = false;
     const helloTimer = setTimeout(() => reject('hello-timeout', 'no hello within the time allowed'), options.helloTimeoutMs ?? DEFAULT_HELLO_TIMEOUT_MS);
     helloTimer.unref();
 
     const reject = (code: string, message: string): void => {
+      if (rejected) return;
+      rejected = true;
       clearTimeout(helloTimer);
       log.warn('probe connection rejected', { code, reason: message, pid: client?.pid ?? null });
       if (!socket.destroyed) {
@@ -151,7 +154,8 @@ export async function startProbeServer(options: ProbeServerOptions): Promise<Pro
         return;
       }
       const identity = await resolveProbePid(procRoot, { nsPid, startTicks, socketInode });
-      if (socket.destroyed) return;
+      // The hello timer may have fired, or the peer gone, while /proc was read.
+      if (rejected || socket.destroyed) return;
       if (!identity.ok) {
         reject('unknown-peer', identity.reason);
         return;
