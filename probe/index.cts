@@ -73,6 +73,15 @@ function readToken(socketPath: string): string | null {
 }
 
 function connect(state: ProbeState): void {
+  try {
+    openConnection(state);
+  } catch (err) {
+    debug(`connect failed: ${String(err)}`);
+    scheduleReconnect(state);
+  }
+}
+
+function openConnection(state: ProbeState): void {
   const token = readToken(state.socketPath);
   if (!token) {
     scheduleReconnect(state);
@@ -127,7 +136,12 @@ function connect(state: ProbeState): void {
         socket.destroy();
         return;
       }
-      handleCommand(state, socket, frame.message);
+      try {
+        handleCommand(state, socket, frame.message);
+      } catch (err) {
+        // Nothing the agent asks may throw into the target's event loop.
+        debug(`command ${String(frame.message.type)} failed: ${String(err)}`);
+      }
     }
   });
 }
