@@ -245,3 +245,17 @@ test('socket and token files are private; a stale socket is replaced, anything e
   await assert.rejects(startProbeServer({ socketPath: notASocket, token: 'x', log: createLogger({ write: () => true }) }), /not a socket/);
   assert.equal(readFileSync(notASocket, 'utf8'), 'keep me');
 });
+
+test('after an agent restart with a new token the probe reconnects by itself', async (t) => {
+  const s = await setup(t);
+  const target = await s.target();
+  await waitFor('the probe to connect', () => s.server.find(target.pid));
+  await s.server.close();
+  const { token } = prepareProbeToken(s.socketPath);
+  assert.notEqual(token, s.token);
+  const restarted = await startProbeServer({ socketPath: s.socketPath, token, log: createLogger({ write: () => true }) });
+  t.after(() => restarted.close());
+  // Back-off starts at about 1 s and doubles: a few seconds at most here.
+  const probe = await waitFor('the probe to reconnect', () => restarted.find(target.pid), 20_000);
+  assert.ok((await probe.heapUsedBytes()) > 0);
+});
