@@ -15,8 +15,9 @@ import { packageVersion } from '../package-info.js';
 import { parseByteSize, parseListen } from './collector.js';
 import { createAgentMetrics } from '../../agent/metrics.js';
 import { createLoopLiveness, startAgentHttp } from '../../agent/http.js';
+import { addProbeOptions, startProbeOption, type ProbeCliOptions } from '../probe-options.js';
 
-interface AgentCliOptions extends Omit<NodeRootOptions, 'kmsg'> {
+interface AgentCliOptions extends Omit<NodeRootOptions, 'kmsg'>, ProbeCliOptions {
   /** false with --no-kmsg. */
   kmsg: string | false;
   metricsListen: string;
@@ -39,7 +40,7 @@ const STOP_FLUSH_MS = 2_000;
 class ConfigError extends Error {}
 
 export function registerAgent(program: Command): void {
-  addNodeRootOptions(
+  addProbeOptions(addNodeRootOptions(
     program
       .command('agent')
       .description('run the node agent: detect memory growth, fan-out, suspicious spawns and OOM kills, and report them to a collector')
@@ -56,7 +57,7 @@ export function registerAgent(program: Command): void {
       .option('--include-host', 'also watch processes that are not in a pod')
       .option('--no-kmsg', 'do not follow the kernel log (OOM kills then come from memcg counters only)')
       .option('--metrics-listen <host:port>', 'serve /metrics, /healthz and /readyz here (env LEAKWATCH_METRICS_LISTEN; "off" to disable)', process.env.LEAKWATCH_METRICS_LISTEN || '127.0.0.1:9101'),
-  ).action(async (options: AgentCliOptions) => {
+  )).action(async (options: AgentCliOptions) => {
     let config: ReturnType<typeof resolveConfig>;
     try {
       config = resolveConfig(options, process.env);
@@ -112,6 +113,15 @@ export function registerAgent(program: Command): void {
         return;
       }
     }
+    let probes: Awaited<ReturnType<typeof startProbeOption>> = null;
+    try {
+      probes = await startProbeOption(options, options.procRoot, log);
+    } catch (err) {
+      await http?.close();
+      await runtime.close({ flushMs: 0 });
+      fail(`--probe-socket: ${(err as Error).message}`, 2);
+      return;
+    }
     log.info('agent started', {
       node: options.nodeName,
       collector: runtime.uplink?.url,
@@ -131,6 +141,7 @@ export function registerAgent(program: Command): void {
     process.once('SIGTERM', force);
     process.once('SIGINT', force);
     await runtime.close({ flushMs: STOP_FLUSH_MS });
+    await probes?.close();
     await http?.close();
     const stats = runtime.stats();
     log.info('agent stopped', { queuedFindings: stats.spool?.queued ?? 0, droppedFindings: stats.uplink?.droppedFindings ?? 0 });

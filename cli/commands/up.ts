@@ -18,8 +18,9 @@ import { addNodeRootOptions, type NodeRootOptions } from '../node-options.js';
 import { packageVersion } from '../package-info.js';
 import { parsePositiveNumber } from '../parse.js';
 import { parseByteSize, parseListen } from './collector.js';
+import { addProbeOptions, startProbeOption, type ProbeCliOptions } from '../probe-options.js';
 
-interface UpOptions extends Omit<NodeRootOptions, 'kmsg'> {
+interface UpOptions extends Omit<NodeRootOptions, 'kmsg'>, ProbeCliOptions {
   kmsg: string | false;
   listen: { host: string; port: number };
   dataDir: string;
@@ -33,7 +34,7 @@ const LOCAL_AGENT = 'local-agent';
 const LOCAL_ADMIN = 'local-admin';
 
 export function registerUp(program: Command): void {
-  addNodeRootOptions(
+  addProbeOptions(addNodeRootOptions(
     program
       .command('up')
       .description('run the collector and an agent for this machine in one process (data in ./.leakwatch, http://127.0.0.1:7070)')
@@ -44,7 +45,7 @@ export function registerUp(program: Command): void {
       .option('--include-host', 'also watch processes that are not in a pod')
       .option('--no-kmsg', 'do not follow the kernel log')
       .option('--snapshot-spool-max-bytes <size>', 'bound of the heap snapshots waiting for the collector (e.g. 2GiB)', parseByteSize, DEFAULT_SNAPSHOT_SPOOL_MAX_BYTES),
-  ).action(async (options: UpOptions) => {
+  )).action(async (options: UpOptions) => {
     const log = createLogger();
     mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
     const tokensPath = join(options.dataDir, 'tokens.json');
@@ -103,6 +104,16 @@ export function registerUp(program: Command): void {
       },
     });
 
+    let probes: Awaited<ReturnType<typeof startProbeOption>> = null;
+    try {
+      probes = await startProbeOption(options, options.procRoot, log);
+    } catch (err) {
+      await runtime.close({ flushMs: 0 });
+      await collector.close();
+      process.stderr.write(`leakwatch up: --probe-socket: ${(err as Error).message}\n`);
+      process.exitCode = 2;
+      return;
+    }
     const lines = [
       `leakwatch is up: collector ${collector.url} with an agent for node ${options.nodeName}`,
       `web page: ${collector.url}/   (sign in with the admin token below, or any token with the read scope)`,
@@ -122,6 +133,7 @@ export function registerUp(program: Command): void {
     });
     log.info('stopping', { signal });
     await runtime.close({ flushMs: 2000 });
+    await probes?.close();
     await collector.close();
     process.exitCode = 0;
     setTimeout(() => process.exit(0), 2000).unref();

@@ -1,0 +1,68 @@
+// `leakwatch agent --probe-socket`: the agent listens for in-process probes with a fresh token
+// written 0600 beside the socket; a target started with the probe connects and is named by its
+// host pid; SIGTERM removes the socket. A bad token file is one line on stderr and exit 2.
+import { strict as assert } from 'node:assert';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { runCli, startCli } from '../support/cli.js';
+import { freePort } from '../support/net.js';
+import { buildProbe, startTarget, tempDir, waitFor } from '../support/probe-harness.js';
+
+test('leakwatch agent --probe-socket accepts a probe that reads the token beside the socket', { timeout: 60_000 }, async (t) => {
+  const dir = tempDir(t, 'lw-cli-probe-');
+  const socketPath = join(dir, 'run', 'probe.sock');
+  const agent = startCli(['agent', '--collector', 'http://127.0.0.1:1', '--token', 'lw_unused', '--spool-dir', join(dir, 'spool'), '--metrics-listen', 'off', '--no-kmsg', '--probe-socket', socketPath]);
+  let stderr = '';
+  agent.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((resolve) => agent.once('exit', (code) => resolve(code)));
+  t.after(async () => {
+    if (agent.exitCode === null) {
+      agent.kill('SIGKILL');
+      await exited;
+    }
+  });
+  await waitFor('the probe server to listen', () => (stderr.includes('"probe server listening"') ? true : null), 30_000);
+  assert.equal(statSync(socketPath).mode & 0o777, 0o600);
+  const tokenPath = join(dir, 'run', 'probe.token');
+  assert.equal(statSync(tokenPath).mode & 0o777, 0o600);
+  assert.match(readFileSync(tokenPath, 'utf8'), /^[0-9a-f]{64}\n$/);
+  assert.ok(!stderr.includes(readFileSync(tokenPath, 'utf8').trim()), 'the token is not logged');
+
+  const target = await startTarget({ dir, nodeBin: process.execPath, probePath: buildProbe(dir), env: { LEAKWATCH_PROBE_SOCKET: socketPath }, leakCount: 100 });
+  t.after(() => target.stop());
+  await waitFor('the probe to connect', () => (stderr.includes(`"msg":"probe connected"`) && stderr.includes(`"pid":${target.pid}`) ? true : null));
+
+  agent.kill('SIGTERM');
+  assert.equal(await exited, 0);
+  assert.equal(existsSync(socketPath), false, 'the socket is removed on stop');
+});
+
+test('leakwatch agent: an empty --probe-token-file is one line and exit 2', (t) => {
+  const dir = tempDir(t, 'lw-cli-probe-bad-');
+  writeFileSync(join(dir, 'empty'), '');
+  const r = runCli(['agent', '--collector', 'http://127.0.0.1:1', '--token', 'lw_unused', '--spool-dir', join(dir, 'spool'), '--metrics-listen', 'off', '--no-kmsg', '--probe-socket', join(dir, 'p.sock'), '--probe-token-file', join(dir, 'empty')]);
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /^leakwatch agent: --probe-socket: probe token: .*is empty\n$/m);
+});
+
+test('leakwatch up --probe-socket listens for probes beside the collector and removes the socket on stop', { timeout: 60_000 }, async (t) => {
+  const dir = tempDir(t, 'lw-cli-up-probe-');
+  const socketPath = join(dir, 'run', 'probe.sock');
+  const up = startCli(['up', '--listen', `127.0.0.1:${await freePort()}`, '--data-dir', join(dir, 'data'), '--no-kmsg', '--probe-socket', socketPath]);
+  let stderr = '';
+  up.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((resolve) => up.once('exit', (code) => resolve(code)));
+  t.after(async () => {
+    if (up.exitCode === null) {
+      up.kill('SIGKILL');
+      await exited;
+    }
+  });
+  await waitFor('the probe server to listen', () => (stderr.includes('"probe server listening"') ? true : null), 30_000);
+  assert.equal(statSync(socketPath).mode & 0o777, 0o600);
+  assert.equal(statSync(join(dir, 'run', 'probe.token')).mode & 0o777, 0o600);
+  up.kill('SIGTERM');
+  assert.equal(await exited, 0);
+  assert.equal(existsSync(socketPath), false);
+});
