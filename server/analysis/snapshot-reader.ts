@@ -33,6 +33,12 @@ export interface ReadOptions {
 
 class ReaderError extends Error {}
 
+const MODE_OTHER = 0;
+const MODE_NODES = 1;
+const MODE_EDGES = 2;
+const MODE_LOCATIONS = 3;
+const MODE_STRINGS = 4;
+
 const ROLE_IGNORE = 0;
 const ROLE_TYPE = 1;
 const ROLE_NAME = 2;
@@ -102,6 +108,8 @@ class GrowableU32 {
 class SnapshotSink implements JsonEvents {
   depth = 0;
   section: string | null = null;
+  /** What a number at depth 2 is: the section's kind, set when its array opens. */
+  numberMode = MODE_OTHER;
   private builder: ValueBuilder | null = null;
   meta: Meta | null = null;
   seen = new Set<string>();
@@ -187,14 +195,17 @@ class SnapshotSink implements JsonEvents {
         case 'nodes':
           if (isObject) throw new ReaderError('"nodes" must be an array');
           this.beginNodes();
+          this.numberMode = MODE_NODES;
           return;
         case 'edges':
           if (isObject) throw new ReaderError('"edges" must be an array');
           this.beginEdges();
+          this.numberMode = MODE_EDGES;
           return;
         case 'strings':
         case 'locations':
           if (isObject) throw new ReaderError(`"${this.section}" must be an array`);
+          this.numberMode = this.section === 'strings' ? MODE_STRINGS : MODE_LOCATIONS;
           return;
         default:
           return;
@@ -215,6 +226,7 @@ class SnapshotSink implements JsonEvents {
     } else if (this.depth === 2) {
       if (this.section === 'nodes') this.endNodes();
       else if (this.section === 'edges') this.endEdges();
+      this.numberMode = MODE_OTHER;
     }
     this.depth--;
   }
@@ -255,12 +267,15 @@ class SnapshotSink implements JsonEvents {
   }
 
   number(v: number): void {
-    if (this.depth === 2) {
-      const s = this.section;
-      if (s === 'edges') return this.edgeNumber(v);
-      if (s === 'nodes') return this.nodeNumber(v);
-      if (s === 'locations') return this.locationNumber(v);
-      if (s === 'strings') throw new ReaderError('"strings" holds a number where a string belongs');
+    switch (this.numberMode) {
+      case MODE_EDGES:
+        return this.edgeNumber(v);
+      case MODE_NODES:
+        return this.nodeNumber(v);
+      case MODE_LOCATIONS:
+        return this.locationNumber(v);
+      case MODE_STRINGS:
+        throw new ReaderError('"strings" holds a number where a string belongs');
     }
     if (this.builder) this.builder.add(v);
   }
