@@ -6,6 +6,7 @@ import { registerCollector } from './commands/collector.js';
 import { registerDemo } from './commands/demo.js';
 import { registerFindings } from './commands/findings.js';
 import { registerPs } from './commands/ps.js';
+import { addDiffCommand } from './commands/snapshots-diff.js';
 import { registerSpawns } from './commands/spawns.js';
 import { registerTokens } from './commands/tokens.js';
 import { registerTop } from './commands/top.js';
@@ -30,5 +31,9 @@ export function buildProgram(): Command {
   registerTokens(program);
   registerFindings(program);
   registerSpawns(program);
+  // TEMPORARY (analysis branch only): a bare `snapshots` command so `snapshots diff` can be
+  // tested. At merge: call addDiffCommand() on the command cli/commands/snapshots.ts creates,
+  // and drop these lines.
+  addDiffCommand(program.command('snapshots').description('heap snapshots: diff two local files'));
   return program;
 }

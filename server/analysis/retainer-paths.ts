@@ -74,6 +74,8 @@ function edgeLabel(graph: HeapGraph, e: number): { type: string; name: string; t
     return { type, name: String(raw), text: `[${raw}]` };
   }
   const name = graph.strings[raw] ?? String(raw);
+  // V8 names some internal slots by number ("63209" in a hash table): show them as indexes.
+  if (type === 'internal' && /^\d+$/.test(name)) return { type, name, text: `[${name}]` };
   return { type, name, text: `.${name}` };
 }
 
