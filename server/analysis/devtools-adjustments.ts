@@ -33,7 +33,8 @@ export function transferShallowSizes(graph: HeapGraph): void {
   const weak = graph.edgeTypeNames.indexOf('weak');
   const externalString = strings.indexOf('system / ExternalStringData');
   const owners = new Uint32Array(n);
-  const worklist = new Uint32Array(2 * n);
+  // A node enters the worklist at most twice (unvisited → owner → multiple); start at n, grow if needed.
+  let worklist = new Uint32Array(n);
   let top = 0;
   for (let i = 0; i < n; i++) {
     const type = nodeType[i];
@@ -50,13 +51,15 @@ export function transferShallowSizes(graph: HeapGraph): void {
       if (edgeType[e] === weak) continue;
       const target = edgeTo[e]!;
       const current = owners[target]!;
-      if (current === UNVISITED) {
-        owners[target] = owner;
-        worklist[top++] = target;
-      } else if (current !== target && current !== owner && current !== MULTIPLE) {
-        owners[target] = MULTIPLE;
-        worklist[top++] = target;
+      if (current === UNVISITED) owners[target] = owner;
+      else if (current !== target && current !== owner && current !== MULTIPLE) owners[target] = MULTIPLE;
+      else continue;
+      if (top === worklist.length) {
+        const grown = new Uint32Array(Math.min(2 * n, worklist.length + (worklist.length >> 1) + 1024));
+        grown.set(worklist);
+        worklist = grown;
       }
+      worklist[top++] = target;
     }
   }
   for (let i = 0; i < n; i++) {

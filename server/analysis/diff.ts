@@ -41,7 +41,7 @@ interface Side {
   nodeFields: string[];
   nodeId: Uint32Array;
   nodeSelfSize: Float64Array;
-  pre: PreClassified;
+  pre: PreClassified | null;
   classOf: Uint32Array;
 }
 
@@ -49,6 +49,9 @@ interface Side {
 function prepare(graph: HeapGraph, table: ClassTable, file: string | null): Side {
   transferShallowSizes(graph);
   const pre = preclassify(graph, table, detachedNatives(graph));
+  // Locations and detachedness only decide classes; once classified, they are dead weight.
+  graph.nodeLocation = null;
+  graph.nodeDetachedness = null;
   return { file, nodeCount: graph.nodeCount, nodeFields: graph.nodeFields, nodeId: graph.nodeId, nodeSelfSize: graph.nodeSelfSize, pre, classOf: new Uint32Array(0) };
 }
 
@@ -64,8 +67,9 @@ export function diffGraphs(before: HeapGraph, after: HeapGraph, options: GraphDi
   const A = prepare(before, table, options.beforeFile ?? null);
   const B = prepare(after, table, options.afterFile ?? null);
   const definitions = inferInterfaceDefinitions(after);
-  A.classOf = resolveClasses(A.pre, table, definitions);
-  B.classOf = resolveClasses(B.pre, table, definitions);
+  A.classOf = resolveClasses(A.pre!, table, definitions);
+  B.classOf = resolveClasses(B.pre!, table, definitions);
+  A.pre = B.pre = null;
   return compare(A, B, after, table, options, started);
 }
 
@@ -82,8 +86,9 @@ export async function diffSnapshotFiles(pathA: string, pathB: string, options: D
   const after = await readHeapSnapshot(pathB, { edges: 'full' });
   const B = prepare(after, table, pathB);
   const definitions = inferInterfaceDefinitions(after);
-  A.classOf = resolveClasses(A.pre, table, definitions);
-  B.classOf = resolveClasses(B.pre, table, definitions);
+  A.classOf = resolveClasses(A.pre!, table, definitions);
+  B.classOf = resolveClasses(B.pre!, table, definitions);
+  A.pre = B.pre = null;
   return compare(A, B, after, table, options, started);
 }
 
@@ -94,8 +99,8 @@ function compare(A: Side, B: Side, afterGraph: HeapGraph, table: ClassTable, opt
   const threshold: GrowthThreshold = { ...DEFAULT_THRESHOLD, ...options.threshold };
   const top = options.top ?? 10;
 
-  const index = new IdIndex(totalsA.objectCount);
-  for (let a = 0; a < A.nodeCount; a++) if (A.nodeSelfSize[a] !== 0) index.set(A.nodeId[a]!, a);
+  let index: IdIndex | null = new IdIndex(A.nodeId, totalsA.objectCount);
+  for (let a = 0; a < A.nodeCount; a++) if (A.nodeSelfSize[a] !== 0) index.add(a);
   const selfA = A.nodeSelfSize;
   const selfB = B.nodeSelfSize;
   const idsB = B.nodeId;
@@ -106,7 +111,7 @@ function compare(A: Side, B: Side, afterGraph: HeapGraph, table: ClassTable, opt
     let agree = 0;
     for (let b = 0; b < B.nodeCount; b++) {
       if (selfB[b] === 0) continue;
-      const a = index.get(idsB[b]!);
+      const a = index!.get(idsB[b]!);
       if (a < 0) continue;
       matched++;
       if (A.classOf[a] === B.classOf[b]) agree++;
@@ -121,7 +126,7 @@ function compare(A: Side, B: Side, afterGraph: HeapGraph, table: ClassTable, opt
   /** Is object b of the later snapshot one DevTools would list as new? */
   const isNew = (b: number): boolean => {
     if (!byIds) return true; // aggregates: every object of the class is a candidate sample
-    const a = index.get(idsB[b]!);
+    const a = index!.get(idsB[b]!);
     return a < 0 || A.classOf[a] !== B.classOf[b];
   };
   if (byIds) {
@@ -130,7 +135,7 @@ function compare(A: Side, B: Side, afterGraph: HeapGraph, table: ClassTable, opt
       const s = selfB[b]!;
       if (s === 0) continue;
       const c = B.classOf[b]!;
-      const a = index.get(idsB[b]!);
+      const a = index!.get(idsB[b]!);
       if (a >= 0 && A.classOf[a] === c) {
         matchedA[a] = 1;
         continue;
@@ -190,6 +195,11 @@ function compare(A: Side, B: Side, afterGraph: HeapGraph, table: ClassTable, opt
       if (n === want) sample.set(c, b);
       seen.set(c, n + 1);
     }
+    // The earlier snapshot's columns and the id index are done with: let them go before the
+    // retainer tree is built over the later one.
+    index = null;
+    A.nodeId = A.classOf = new Uint32Array(0);
+    A.nodeSelfSize = new Float64Array(0);
     const tree = buildRetainerTree(afterGraph);
     const labels = { className: (o: number) => table.names[B.classOf[o]!]! };
     for (const [c, g] of classOfGrower) {

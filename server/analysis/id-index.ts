@@ -1,16 +1,17 @@
-// Object id → node ordinal, open addressing over two typed arrays: for a few million nodes a
-// JS Map would cost several times the memory of the snapshot's own columns.
+// Object id → node ordinal, open addressing over one typed array of ordinals: the ids are
+// already in the snapshot's id column, so the table stores only ordinal + 1 (0 = empty) and
+// compares through the column. A JS Map would cost several times the snapshot's own columns.
 export class IdIndex {
-  private readonly keys: Uint32Array;
-  /** ordinal + 1; 0 marks an empty slot (ids themselves may be any u32). */
-  private readonly values: Uint32Array;
+  private readonly slots: Uint32Array;
   private readonly mask: number;
 
-  constructor(capacityHint: number) {
+  constructor(
+    private readonly ids: Uint32Array,
+    capacityHint: number,
+  ) {
     let cap = 1024;
-    while (cap < capacityHint * 2) cap *= 2;
-    this.keys = new Uint32Array(cap);
-    this.values = new Uint32Array(cap);
+    while (cap < capacityHint * 1.4) cap *= 2;
+    this.slots = new Uint32Array(cap);
     this.mask = cap - 1;
   }
 
@@ -18,22 +19,22 @@ export class IdIndex {
     return (Math.imul(id, 0x9e3779b1) >>> 0) & this.mask;
   }
 
-  /** Keeps the first ordinal seen for an id. */
-  set(id: number, ordinal: number): void {
+  /** Adds ordinal under its id; keeps the first ordinal seen for an id. */
+  add(ordinal: number): void {
+    const id = this.ids[ordinal]!;
     let i = this.slot(id);
-    while (this.values[i] !== 0) {
-      if (this.keys[i] === id) return;
+    for (let v = this.slots[i]!; v !== 0; v = this.slots[i]!) {
+      if (this.ids[v - 1] === id) return;
       i = (i + 1) & this.mask;
     }
-    this.keys[i] = id;
-    this.values[i] = ordinal + 1;
+    this.slots[i] = ordinal + 1;
   }
 
   /** Ordinal for id, or -1. */
   get(id: number): number {
     let i = this.slot(id);
-    while (this.values[i] !== 0) {
-      if (this.keys[i] === id) return this.values[i]! - 1;
+    for (let v = this.slots[i]!; v !== 0; v = this.slots[i]!) {
+      if (this.ids[v - 1] === id) return v - 1;
       i = (i + 1) & this.mask;
     }
     return -1;

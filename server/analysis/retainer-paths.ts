@@ -7,12 +7,14 @@ import type { RetainerPath, RetainerStep } from '../../protocol/heap-diff.js';
 import type { HeapGraph } from './heap-graph.js';
 
 export const NO_PARENT = 0xffffffff;
+/** parentEdge of the root itself. */
+const ROOT = 0xfffffffe;
 
 export interface RetainerTree {
-  /** Holder ordinal on the shortest path; NO_PARENT for the root and unreachable nodes. */
-  parentNode: Uint32Array;
-  /** The holder's edge that reaches the node. */
+  /** The edge through which each node was first reached; NO_PARENT when unreachable, ROOT for the root. */
   parentEdge: Uint32Array;
+  /** Holder of an edge: the node whose edge range contains it (binary search; paths are short). */
+  holderOf(edge: number): number;
 }
 
 export function buildRetainerTree(graph: HeapGraph, rootOrdinal = 0): RetainerTree {
@@ -23,14 +25,12 @@ export function buildRetainerTree(graph: HeapGraph, rootOrdinal = 0): RetainerTr
   const weak = t.indexOf('weak');
   const internal = t.indexOf('internal');
   const hidden = t.indexOf('hidden');
-  const parentNode = new Uint32Array(n).fill(NO_PARENT);
   const parentEdge = new Uint32Array(n).fill(NO_PARENT);
-  const visited = new Uint8Array(n);
   const queue = new Uint32Array(n);
   let head = 0;
   let tail = 0;
   queue[tail++] = rootOrdinal;
-  visited[rootOrdinal] = 1;
+  parentEdge[rootOrdinal] = ROOT;
   while (head < tail) {
     const levelEnd = tail;
     for (let pass = 0; pass < 2; pass++) {
@@ -42,9 +42,7 @@ export function buildRetainerTree(graph: HeapGraph, rootOrdinal = 0): RetainerTr
           const lowRank = type === internal || type === hidden;
           if ((pass === 0) === lowRank) continue;
           const w = edgeTo[e]!;
-          if (visited[w]) continue;
-          visited[w] = 1;
-          parentNode[w] = v;
+          if (parentEdge[w] !== NO_PARENT) continue;
           parentEdge[w] = e;
           queue[tail++] = w;
         }
@@ -52,7 +50,19 @@ export function buildRetainerTree(graph: HeapGraph, rootOrdinal = 0): RetainerTr
     }
     head = levelEnd;
   }
-  return { parentNode, parentEdge };
+  const holderOf = (edge: number): number => {
+    let lo = 0;
+    let hi = n - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >>> 1;
+      if (firstEdge[mid]! <= edge) lo = mid;
+      else hi = mid - 1;
+    }
+    // Nodes without edges share a firstEdge with the next one: step back to the owner.
+    while (firstEdge[lo + 1]! <= edge) lo++;
+    return lo;
+  };
+  return { parentEdge, holderOf };
 }
 
 export interface PathLabels {
@@ -87,19 +97,20 @@ export function retainerPath(
   ordinal: number,
   maxLength = 16,
 ): RetainerPath | null {
-  if (tree.parentNode[ordinal] === NO_PARENT) return null;
+  const pe = tree.parentEdge;
+  if (pe[ordinal] === NO_PARENT || pe[ordinal] === ROOT) return null;
   const steps: RetainerStep[] = [];
   const parts = [nodeLabel(graph, labels, ordinal)];
   let x = ordinal;
   let truncated = false;
-  while (tree.parentNode[x] !== NO_PARENT) {
-    const holder = tree.parentNode[x]!;
-    if (tree.parentNode[holder] === NO_PARENT) break; // holder is the snapshot's synthetic root
+  while (pe[x] !== ROOT) {
+    const holder = tree.holderOf(pe[x]!);
+    if (pe[holder] === ROOT) break; // holder is the snapshot's synthetic root
     if (steps.length === maxLength) {
       truncated = true;
       break;
     }
-    const edge = edgeLabel(graph, tree.parentEdge[x]!);
+    const edge = edgeLabel(graph, pe[x]!);
     const holderText = nodeLabel(graph, labels, holder);
     steps.push({
       className: labels.className(holder),
