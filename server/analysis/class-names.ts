@@ -178,6 +178,8 @@ export function preclassify(graph: HeapGraph, table: ClassTable, detached: Uint8
   const classOf = new Int32Array(graph.nodeCount);
   const byName = new Map<number, number>();
   const byDetachedName = new Map<number, number>();
+  const byLocationName = new Map<number, number>();
+  const exactKeys = (locationKeys.length + 1) * strings.length < Number.MAX_SAFE_INTEGER;
   const typeClass = t.map((name) => table.intern(`,(${name})`, `(${name})`));
   const fixed = (name: string): number => table.intern(`,${name}`, name);
   const hiddenClass = fixed('(system)');
@@ -226,8 +228,15 @@ export function preclassify(graph: HeapGraph, table: ClassTable, detached: Uint8
         }
         classOf[o] = -(shape + 1);
       } else if (locationKey !== null) {
-        const name = nameOfNode(o);
-        classOf[o] = table.intern(`${locationKey},${name}`, name);
+        // Many objects share a constructor location: cache (location, name) → class by number.
+        const cacheKey = loc * strings.length + nodeName[o]!;
+        let c = exactKeys ? byLocationName.get(cacheKey) : undefined;
+        if (c === undefined) {
+          const name = nameOfNode(o);
+          c = table.intern(`${locationKey},${name}`, name);
+          if (exactKeys) byLocationName.set(cacheKey, c);
+        }
+        classOf[o] = c;
       } else {
         const cache = detached && detached[o] ? byDetachedName : byName;
         let c = cache.get(nodeName[o]!);

@@ -99,50 +99,39 @@ function compare(A: Side, B: Side, afterGraph: HeapGraph, table: ClassTable, opt
   const threshold: GrowthThreshold = { ...DEFAULT_THRESHOLD, ...options.threshold };
   const top = options.top ?? 10;
 
-  let index: IdIndex | null = new IdIndex(A.nodeId, totalsA.objectCount);
+  const index = new IdIndex(A.nodeId, totalsA.objectCount);
   for (let a = 0; a < A.nodeCount; a++) if (A.nodeSelfSize[a] !== 0) index.add(a);
   const selfA = A.nodeSelfSize;
   const selfB = B.nodeSelfSize;
   const idsB = B.nodeId;
 
-  let byIds = options.sameSession;
-  if (byIds === undefined) {
-    let matched = 0;
-    let agree = 0;
-    for (let b = 0; b < B.nodeCount; b++) {
-      if (selfB[b] === 0) continue;
-      const a = index!.get(idsB[b]!);
-      if (a < 0) continue;
-      matched++;
-      if (A.classOf[a] === B.classOf[b]) agree++;
-    }
-    byIds = matched > 0 && agree / matched >= 0.9;
-  }
-
+  // One pass matches objects by id; when the caller did not say whether ids are comparable, the
+  // same pass measures it: in one session nearly every id found on both sides keeps its class.
   const newCount = new Float64Array(k);
   const newSize = new Float64Array(k);
   const deletedCount = new Float64Array(k);
   const deletedSize = new Float64Array(k);
-  /** Is object b of the later snapshot one DevTools would list as new? */
-  const isNew = (b: number): boolean => {
-    if (!byIds) return true; // aggregates: every object of the class is a candidate sample
-    const a = index!.get(idsB[b]!);
-    return a < 0 || A.classOf[a] !== B.classOf[b];
-  };
-  if (byIds) {
-    const matchedA = new Uint8Array(A.nodeCount);
-    for (let b = 0; b < B.nodeCount; b++) {
-      const s = selfB[b]!;
-      if (s === 0) continue;
-      const c = B.classOf[b]!;
-      const a = index!.get(idsB[b]!);
-      if (a >= 0 && A.classOf[a] === c) {
+  const matchedA = new Uint8Array(A.nodeCount);
+  let matched = 0;
+  let agree = 0;
+  for (let b = 0; b < B.nodeCount; b++) {
+    const s = selfB[b]!;
+    if (s === 0) continue;
+    const c = B.classOf[b]!;
+    const a = index.get(idsB[b]!);
+    if (a >= 0) {
+      matched++;
+      if (A.classOf[a] === c) {
+        agree++;
         matchedA[a] = 1;
         continue;
       }
-      newCount[c]!++;
-      newSize[c]! += s;
     }
+    newCount[c]!++;
+    newSize[c]! += s;
+  }
+  const byIds = options.sameSession ?? (matched > 0 && agree / matched >= 0.9);
+  if (byIds) {
     for (let a = 0; a < A.nodeCount; a++) {
       const s = selfA[a]!;
       if (s === 0 || matchedA[a]) continue;
@@ -151,6 +140,12 @@ function compare(A: Side, B: Side, afterGraph: HeapGraph, table: ClassTable, opt
       deletedSize[c]! += s;
     }
   }
+  /** Is object b of the later snapshot one DevTools would list as new? */
+  const isNew = (b: number): boolean => {
+    if (!byIds) return true; // aggregates: every object of the class is a candidate sample
+    const a = index.get(idsB[b]!);
+    return a < 0 || A.classOf[a] !== B.classOf[b];
+  };
 
   const deltas: HeapClassDelta[] = [];
   for (let c = 0; c < k; c++) {
@@ -197,7 +192,7 @@ function compare(A: Side, B: Side, afterGraph: HeapGraph, table: ClassTable, opt
     }
     // The earlier snapshot's columns and the id index are done with: let them go before the
     // retainer tree is built over the later one.
-    index = null;
+    index.release();
     A.nodeId = A.classOf = new Uint32Array(0);
     A.nodeSelfSize = new Float64Array(0);
     const tree = buildRetainerTree(afterGraph);

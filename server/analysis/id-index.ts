@@ -2,17 +2,24 @@
 // already in the snapshot's id column, so the table stores only ordinal + 1 (0 = empty) and
 // compares through the column. A JS Map would cost several times the snapshot's own columns.
 export class IdIndex {
-  private readonly slots: Uint32Array;
-  private readonly mask: number;
+  private slots: Uint32Array;
+  private mask: number;
 
   constructor(
-    private readonly ids: Uint32Array,
+    private ids: Uint32Array,
     capacityHint: number,
   ) {
     let cap = 1024;
     while (cap < capacityHint * 1.4) cap *= 2;
     this.slots = new Uint32Array(cap);
     this.mask = cap - 1;
+  }
+
+  /** Drops the table (it can be large) while the owner is still in scope. */
+  release(): void {
+    this.slots = new Uint32Array(1);
+    this.mask = 0;
+    this.ids = new Uint32Array(0);
   }
 
   private slot(id: number): number {

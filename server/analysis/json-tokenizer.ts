@@ -12,6 +12,8 @@ export interface JsonEvents {
   string(value: string): void;
   number(value: number): void;
   literal(value: boolean | null): void;
+  /** In record capture (see captureRecords): one whole record of integers. */
+  record(fields: Float64Array): void;
 }
 
 export class JsonSyntaxError extends Error {
@@ -67,7 +69,30 @@ export class JsonTokenizer {
   private strStart = 0;
   private tokenOffset = 0;
 
+  /** Record capture: integers of the array at depth `recordDepth` are delivered `record.length` at a time. */
+  private record: Float64Array | null = null;
+  private recordPos = 0;
+  private recordDepth = 0;
+
   constructor(private readonly events: JsonEvents) {}
+
+  /**
+   * From inside startArray(): deliver this array's integers as records of `fieldCount` through
+   * events.record() instead of one number() call each (a heap snapshot's nodes and edges).
+   */
+  captureRecords(fieldCount: number): void {
+    this.record = new Float64Array(fieldCount);
+    this.recordPos = 0;
+    this.recordDepth = this.stack.length;
+  }
+
+  /** Ends record capture; returns how many integers of an unfinished record were left over. */
+  endCapture(): number {
+    const left = this.recordPos;
+    this.record = null;
+    this.recordPos = 0;
+    return left;
+  }
 
   /** Bytes consumed so far. */
   get offset(): number {
@@ -109,7 +134,18 @@ export class JsonTokenizer {
           continue;
         }
         this.token = Token.None;
-        this.emitNumber(v);
+        const rec = this.record;
+        if (rec !== null && this.stack.length === this.recordDepth) {
+          if (v > Number.MAX_SAFE_INTEGER) throw new JsonSyntaxError('integer too large to represent exactly', this.tokenOffset);
+          rec[this.recordPos++] = v;
+          if (this.recordPos === rec.length) {
+            this.recordPos = 0;
+            this.events.record(rec);
+          }
+          this.expect = Expect.CommaOrEnd;
+        } else {
+          this.emitNumber(v);
+        }
         if (d === 44 && this.stack[this.stack.length - 1] === CONTAINER_ARRAY) {
           // The comma, and if a digit follows, the next integer starts at once.
           i++;
@@ -214,6 +250,13 @@ export class JsonTokenizer {
 
   /** Call at end of input: throws if the document is incomplete. */
   end(): void {
+    if (this.stack.length > 0) {
+      // Inside a container the document is incomplete whatever token is pending.
+      throw new JsonSyntaxError(
+        this.token === Token.Str ? 'input ends inside a string' : `input ends early, ${this.stack.length} container(s) still open`,
+        this.base,
+      );
+    }
     if (this.token === Token.Int) {
       this.token = Token.None;
       this.emitNumber(this.intValue);

@@ -17,38 +17,76 @@ export interface RetainerTree {
   holderOf(edge: number): number;
 }
 
+/**
+ * GC root groups whose paths explain nothing to a developer: a handle scope holds whatever native
+ * code touched last, strong roots include V8's own identity maps (the snapshot generator's,
+ * the debugger's). Objects reached only through them get their path last.
+ */
+const DEFERRED_ROOTS = new Set(['(Handle scope)', '(Strong roots)', '(Relocatable)', '(Debugger)', '(Compilation cache)']);
+
 export function buildRetainerTree(graph: HeapGraph, rootOrdinal = 0): RetainerTree {
-  const { nodeCount: n, firstEdge, edgeType } = graph;
+  const { nodeCount: n, firstEdge, edgeType, nodeType, nodeName, strings } = graph;
   const edgeTo = graph.edgeTo;
   if (!edgeTo) throw new Error('retainer paths need the full edge list');
   const t = graph.edgeTypeNames;
   const weak = t.indexOf('weak');
   const internal = t.indexOf('internal');
   const hidden = t.indexOf('hidden');
+  const synthetic = graph.nodeTypeNames.indexOf('synthetic');
   const parentEdge = new Uint32Array(n).fill(NO_PARENT);
   const queue = new Uint32Array(n);
-  let head = 0;
+  const deferred: number[] = []; // edges into deferred roots, met during the main search
+  const isDeferred = (w: number): boolean => nodeType[w] === synthetic && DEFERRED_ROOTS.has(strings[nodeName[w]!] ?? '');
   let tail = 0;
-  queue[tail++] = rootOrdinal;
-  parentEdge[rootOrdinal] = ROOT;
-  while (head < tail) {
-    const levelEnd = tail;
-    for (let pass = 0; pass < 2; pass++) {
-      for (let q = head; q < levelEnd; q++) {
-        const v = queue[q]!;
-        for (let e = firstEdge[v]!; e < firstEdge[v + 1]!; e++) {
-          const type = edgeType[e]!;
-          if (type === weak) continue;
-          const lowRank = type === internal || type === hidden;
-          if ((pass === 0) === lowRank) continue;
-          const w = edgeTo[e]!;
-          if (parentEdge[w] !== NO_PARENT) continue;
-          parentEdge[w] = e;
-          queue[tail++] = w;
+  // Breadth-first from queue[head..tail), level by level, readable edges first within a level.
+  const search = (head: number): void => {
+    while (head < tail) {
+      const levelEnd = tail;
+      for (let pass = 0; pass < 2; pass++) {
+        for (let q = head; q < levelEnd; q++) {
+          const v = queue[q]!;
+          for (let e = firstEdge[v]!; e < firstEdge[v + 1]!; e++) {
+            const type = edgeType[e]!;
+            if (type === weak) continue;
+            const lowRank = type === internal || type === hidden;
+            if ((pass === 0) === lowRank) continue;
+            const w = edgeTo[e]!;
+            if (parentEdge[w] !== NO_PARENT) continue;
+            if (isDeferred(w)) {
+              deferred.push(e);
+              continue;
+            }
+            parentEdge[w] = e;
+            queue[tail++] = w;
+          }
         }
       }
+      head = levelEnd;
     }
-    head = levelEnd;
+  };
+  parentEdge[rootOrdinal] = ROOT;
+  // 1. As DevTools does: from the user roots (the root's non-synthetic children, e.g. globals).
+  let head = tail;
+  for (let e = firstEdge[rootOrdinal]!; e < firstEdge[rootOrdinal + 1]!; e++) {
+    const w = edgeTo[e]!;
+    if (nodeType[w] === synthetic || parentEdge[w] !== NO_PARENT || edgeType[e] === weak) continue;
+    parentEdge[w] = e;
+    queue[tail++] = w;
+  }
+  search(head);
+  // 2. From the root through the GC roots (stack, globals handles, ...), handle scopes aside.
+  head = tail;
+  queue[tail++] = rootOrdinal;
+  search(head);
+  // 3. What only handle scopes hold.
+  for (let i = 0; i < deferred.length; i++) {
+    const e = deferred[i]!;
+    const w = edgeTo[e]!;
+    if (parentEdge[w] !== NO_PARENT) continue;
+    parentEdge[w] = e;
+    head = tail;
+    queue[tail++] = w;
+    search(head);
   }
   const holderOf = (edge: number): number => {
     let lo = 0;

@@ -39,15 +39,6 @@ const MODE_EDGES = 2;
 const MODE_LOCATIONS = 3;
 const MODE_STRINGS = 4;
 
-const ROLE_IGNORE = 0;
-const ROLE_TYPE = 1;
-const ROLE_NAME = 2;
-const ROLE_ID = 3;
-const ROLE_SELF = 4;
-const ROLE_EDGE_COUNT = 5;
-const ROLE_DETACHED = 6;
-const ROLE_TO = 7;
-
 const U32_MAX = 0xffffffff;
 
 interface Meta {
@@ -117,8 +108,6 @@ class SnapshotSink implements JsonEvents {
   // Layout from meta.
   nodeFieldCount = 0;
   edgeFieldCount = 0;
-  nodeRoles: Uint8Array = new Uint8Array(0);
-  edgeRoles: Uint8Array = new Uint8Array(0);
   nodeTypeNames: string[] = [];
   edgeTypeNames: string[] = [];
   locationFieldCount = 0;
@@ -160,7 +149,73 @@ class SnapshotSink implements JsonEvents {
   locField = 0;
   strings: string[] = [];
 
+  tokenizer: JsonTokenizer | null = null;
+  // Field offsets within a record, from meta (-1 when absent).
+  private nType = 0;
+  private nName = 0;
+  private nId = 0;
+  private nSelf = 0;
+  private nEdgeCount = 0;
+  private nDetached = -1;
+  private eType = 0;
+  private eName = 0;
+  private eTo = 0;
+
   constructor(private readonly lean: boolean) {}
+
+  record(f: Float64Array): void {
+    if (this.numberMode === MODE_EDGES) this.edgeRecord(f);
+    else this.nodeRecord(f);
+  }
+
+  private nodeRecord(f: Float64Array): void {
+    const o = this.nodeOrdinal;
+    if (o >= this.declaredNodes) {
+      throw new ReaderError(`"nodes" holds more than snapshot.node_count (${this.declaredNodes}) records`);
+    }
+    const type = f[this.nType]!;
+    if (type >= this.nodeTypeNames.length) throw new ReaderError(`node ${o} has type ${type}, beyond meta.node_types`);
+    this.nodeType[o] = type;
+    const name = f[this.nName]!;
+    const id = f[this.nId]!;
+    if (name > U32_MAX || id > U32_MAX) throw new ReaderError(`node ${o} has a name index or id beyond 32 bits`);
+    this.nodeName[o] = name;
+    this.nodeId[o] = id;
+    this.nodeSelfSize[o] = f[this.nSelf]!;
+    const next = this.firstEdge[o]! + f[this.nEdgeCount]!;
+    if (next > this.declaredEdges) {
+      throw new ReaderError(`node ${o}'s edge_count runs past snapshot.edge_count (${this.declaredEdges})`);
+    }
+    this.firstEdge[o + 1] = next;
+    if (this.nDetached >= 0) this.nodeDetachedness![o] = f[this.nDetached]!;
+    this.nodeOrdinal = o + 1;
+  }
+
+  private edgeRecord(f: Float64Array): void {
+    const e = this.edgeOrdinal;
+    if (e >= this.declaredEdges) {
+      throw new ReaderError(`"edges" holds more than snapshot.edge_count (${this.declaredEdges}) records`);
+    }
+    const type = f[this.eType]!;
+    if (type >= this.edgeTypeNames.length) throw new ReaderError(`edge ${e} has type ${type}, beyond meta.edge_types`);
+    const name = f[this.eName]!;
+    if (name > U32_MAX) throw new ReaderError(`edge ${e} has name_or_index ${name}, too large`);
+    const raw = f[this.eTo]!;
+    const to = raw / this.nodeFieldCount;
+    if (to !== Math.floor(to) || to >= this.declaredNodes) {
+      throw new ReaderError(`edge ${e} points to ${raw}, which is not the start of a node record`);
+    }
+    this.edgeOrdinal = e + 1;
+    if (this.lean) {
+      this.curEdgeType = type;
+      this.curEdgeName = name;
+      this.commitLeanEdge(e);
+    } else {
+      this.edgeType[e] = type;
+      this.edgeName[e] = name;
+      this.edgeTo![e] = to;
+    }
+  }
 
   startObject(): void {
     this.openContainer(true);
@@ -196,11 +251,13 @@ class SnapshotSink implements JsonEvents {
           if (isObject) throw new ReaderError('"nodes" must be an array');
           this.beginNodes();
           this.numberMode = MODE_NODES;
+          this.tokenizer!.captureRecords(this.nodeFieldCount);
           return;
         case 'edges':
           if (isObject) throw new ReaderError('"edges" must be an array');
           this.beginEdges();
           this.numberMode = MODE_EDGES;
+          this.tokenizer!.captureRecords(this.edgeFieldCount);
           return;
         case 'strings':
         case 'locations':
@@ -224,6 +281,7 @@ class SnapshotSink implements JsonEvents {
         this.builder = null;
       }
     } else if (this.depth === 2) {
+      if (this.section === 'nodes' || this.section === 'edges') this.nodeField = this.edgeField = this.tokenizer!.endCapture();
       if (this.section === 'nodes') this.endNodes();
       else if (this.section === 'edges') this.endEdges();
       this.numberMode = MODE_OTHER;
@@ -269,9 +327,9 @@ class SnapshotSink implements JsonEvents {
   number(v: number): void {
     switch (this.numberMode) {
       case MODE_EDGES:
-        return this.edgeNumber(v);
       case MODE_NODES:
-        return this.nodeNumber(v);
+        // Integers arrive as records; only a negative or fractional number comes this way.
+        throw new ReaderError(`"${this.section}" holds ${v}, not a non-negative integer`);
       case MODE_LOCATIONS:
         return this.locationNumber(v);
       case MODE_STRINGS:
@@ -307,26 +365,17 @@ class SnapshotSink implements JsonEvents {
       return i;
     };
     const nodeTypeField = need(nf, 'type', 'node_fields');
-    need(nf, 'name', 'node_fields');
-    need(nf, 'id', 'node_fields');
-    need(nf, 'self_size', 'node_fields');
-    need(nf, 'edge_count', 'node_fields');
-    this.nodeRoles = new Uint8Array(nf.map((f) => {
-      switch (f) {
-        case 'type': return ROLE_TYPE;
-        case 'name': return ROLE_NAME;
-        case 'id': return ROLE_ID;
-        case 'self_size': return ROLE_SELF;
-        case 'edge_count': return ROLE_EDGE_COUNT;
-        case 'detachedness': return ROLE_DETACHED;
-        default: return ROLE_IGNORE; // trace_node_id and fields future V8 versions add
-      }
-    }));
+    this.nType = nodeTypeField;
+    this.nName = need(nf, 'name', 'node_fields');
+    this.nId = need(nf, 'id', 'node_fields');
+    this.nSelf = need(nf, 'self_size', 'node_fields');
+    this.nEdgeCount = need(nf, 'edge_count', 'node_fields');
+    this.nDetached = nf.indexOf('detachedness');
     const ef = meta.edge_fields;
     const edgeTypeField = need(ef, 'type', 'edge_fields');
-    need(ef, 'name_or_index', 'edge_fields');
-    need(ef, 'to_node', 'edge_fields');
-    this.edgeRoles = new Uint8Array(ef.map((f) => (f === 'type' ? ROLE_TYPE : f === 'name_or_index' ? ROLE_NAME : f === 'to_node' ? ROLE_TO : ROLE_IGNORE)));
+    this.eType = edgeTypeField;
+    this.eName = need(ef, 'name_or_index', 'edge_fields');
+    this.eTo = need(ef, 'to_node', 'edge_fields');
     const nodeTypes = meta.node_types[nodeTypeField];
     const edgeTypes = meta.edge_types[edgeTypeField];
     if (!isStringArray(nodeTypes) || !isStringArray(edgeTypes)) {
@@ -357,45 +406,6 @@ class SnapshotSink implements JsonEvents {
     this.firstEdge = new Uint32Array(n + 1);
   }
 
-  private nodeNumber(v: number): void {
-    const o = this.nodeOrdinal;
-    if (o >= this.declaredNodes) {
-      throw new ReaderError(`"nodes" holds more than snapshot.node_count (${this.declaredNodes}) records`);
-    }
-    switch (this.nodeRoles[this.nodeField]) {
-      case ROLE_TYPE:
-        if (v >= this.nodeTypeNames.length) throw new ReaderError(`node ${o} has type ${v}, beyond meta.node_types`);
-        this.nodeType[o] = v;
-        break;
-      case ROLE_NAME:
-        if (v > U32_MAX) throw new ReaderError(`node ${o} has name index ${v}, too large`);
-        this.nodeName[o] = v;
-        break;
-      case ROLE_ID:
-        if (v > U32_MAX) throw new ReaderError(`node ${o} has id ${v}, beyond 32 bits`);
-        this.nodeId[o] = v;
-        break;
-      case ROLE_SELF:
-        this.nodeSelfSize[o] = v;
-        break;
-      case ROLE_EDGE_COUNT: {
-        const next = this.firstEdge[o]! + v;
-        if (next > this.declaredEdges) {
-          throw new ReaderError(`node ${o}'s edge_count runs past snapshot.edge_count (${this.declaredEdges})`);
-        }
-        this.firstEdge[o + 1] = next;
-        break;
-      }
-      case ROLE_DETACHED:
-        this.nodeDetachedness![o] = v;
-        break;
-    }
-    if (++this.nodeField === this.nodeFieldCount) {
-      this.nodeField = 0;
-      this.nodeOrdinal = o + 1;
-    }
-  }
-
   private endNodes(): void {
     if (this.nodeField !== 0 || this.nodeOrdinal !== this.declaredNodes) {
       throw new ReaderError(
@@ -417,38 +427,6 @@ class SnapshotSink implements JsonEvents {
       this.edgeType = new Uint8Array(this.declaredEdges);
       this.edgeName = new Uint32Array(this.declaredEdges);
       this.edgeTo = new Uint32Array(this.declaredEdges);
-    }
-  }
-
-  private edgeNumber(v: number): void {
-    const e = this.edgeOrdinal;
-    if (e >= this.declaredEdges) {
-      throw new ReaderError(`"edges" holds more than snapshot.edge_count (${this.declaredEdges}) records`);
-    }
-    switch (this.edgeRoles[this.edgeField]) {
-      case ROLE_TYPE:
-        if (v >= this.edgeTypeNames.length) throw new ReaderError(`edge ${e} has type ${v}, beyond meta.edge_types`);
-        this.curEdgeType = v;
-        if (!this.lean) this.edgeType[e] = v;
-        break;
-      case ROLE_NAME:
-        if (v > U32_MAX) throw new ReaderError(`edge ${e} has name_or_index ${v}, too large`);
-        this.curEdgeName = v;
-        if (!this.lean) this.edgeName[e] = v;
-        break;
-      case ROLE_TO: {
-        const to = v / this.nodeFieldCount;
-        if (to !== Math.floor(to) || to >= this.declaredNodes) {
-          throw new ReaderError(`edge ${e} points to ${v}, which is not the start of a node record`);
-        }
-        if (!this.lean) this.edgeTo![e] = to;
-        break;
-      }
-    }
-    if (++this.edgeField === this.edgeFieldCount) {
-      this.edgeField = 0;
-      this.edgeOrdinal = e + 1;
-      if (this.lean) this.commitLeanEdge(e);
     }
   }
 
@@ -572,6 +550,7 @@ export async function readHeapSnapshot(file: string, options: ReadOptions = {}):
   }
   const sink = new SnapshotSink(options.edges === 'lean');
   const tokenizer = new JsonTokenizer(sink);
+  sink.tokenizer = tokenizer;
   const where = (): string => (sink.section ? ` in section "${sink.section}"` : '');
   try {
     const stream = createReadStream(file, { highWaterMark: options.chunkBytes ?? 1 << 20 });

@@ -119,7 +119,8 @@ test('snapshots written by Node 24 (its own node fields) read and rank the same'
     const diff = await diffSnapshotFiles(pair.before, pair.after, all);
     assert.ok(diff.after.nodeFields.includes('detachedness'));
     assert.equal(diff.growers[0]?.className, expected[kind as 'sessions'].className, `node 24 ${kind}`);
-    assert.ok(diff.growers[0]?.retainerPath?.steps.some((s) => s.edgeName === expected[kind as 'sessions'].holder));
+    const path = diff.growers[0]?.retainerPath;
+    assert.ok(path?.steps.some((s) => s.edgeName === expected[kind as 'sessions'].holder), `node 24 ${kind} path: ${path?.text}`);
     await assertAgreesWithDevtools(pair.before, pair.after, diff);
   }
 });
