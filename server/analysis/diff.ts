@@ -99,8 +99,7 @@ function compare(A: Side, B: Side, afterGraph: HeapGraph, table: ClassTable, opt
   const threshold: GrowthThreshold = { ...DEFAULT_THRESHOLD, ...options.threshold };
   const top = options.top ?? 10;
 
-  const index = new IdIndex(A.nodeId, totalsA.objectCount);
-  for (let a = 0; a < A.nodeCount; a++) if (A.nodeSelfSize[a] !== 0) index.add(a);
+  const index = new IdIndex(A.nodeId, (a) => A.nodeSelfSize[a] !== 0);
   const selfA = A.nodeSelfSize;
   const selfB = B.nodeSelfSize;
   const idsB = B.nodeId;
@@ -180,6 +179,7 @@ function compare(A: Side, B: Side, afterGraph: HeapGraph, table: ClassTable, opt
     const wanted = new Map<number, number>();
     for (const [c] of classOfGrower) wanted.set(c, Math.floor((byIds ? newCount[c]! : totalsB.count[c]!) / 2));
     const sample = new Map<number, number>();
+    index.rewind();
     const seen = new Map<number, number>();
     for (let b = 0; b < B.nodeCount && sample.size < wanted.size; b++) {
       if (selfB[b] === 0) continue;
