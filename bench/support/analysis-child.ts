@@ -14,6 +14,7 @@ function vmHwmBytes(): number {
 }
 
 const started = performance.now();
+const cpuStart = process.cpuUsage();
 let top: Array<{ className: string; countDelta: number; sizeDelta: number }> = [];
 if (who === 'ours') {
   const diff = await diffSnapshotFiles(a, b, { top: 5 });
@@ -29,5 +30,8 @@ if (who === 'ours') {
     .map((d) => ({ className: d.name, countDelta: d.countDelta, sizeDelta: d.sizeDelta }));
 }
 const elapsedMs = Math.round(performance.now() - started);
-process.stdout.write(`${JSON.stringify({ who, elapsedMs, peakRssBytes: vmHwmBytes(), top })}\n`);
+const cpu = process.cpuUsage(cpuStart);
+// CPU time (user + system, all threads) is less at the mercy of a busy machine than wall time.
+const cpuMs = Math.round((cpu.user + cpu.system) / 1000);
+process.stdout.write(`${JSON.stringify({ who, elapsedMs, cpuMs, peakRssBytes: vmHwmBytes(), top })}\n`);
 process.exit(0);
