@@ -1,6 +1,9 @@
 // Dominator tree and retained sizes over a HeapGraph: Lengauer–Tarjan (simple version, path
 // compression) on typed arrays, iterative (no recursion: heaps are millions of nodes deep).
-// Weak edges do not retain. Nodes not reachable from the root keep retained = 0.
+// Which edges retain follows DevTools (computeIsEssentialEdge): not weak ones, not self edges,
+// shortcuts only from the root, not a WeakMap table's edge to a value (the key's edge is kept),
+// and not an edge from an object outside the user roots' reach into one inside it (a debugger's
+// reference must not become an object's dominator). Nodes not reachable keep retained = 0.
 import type { HeapGraph } from './heap-graph.js';
 
 export interface Dominators {
@@ -14,14 +17,71 @@ export const NONE = 0xffffffff;
 
 /** Bytes of scratch memory computeDominators needs, to decide whether it is affordable. */
 export function dominatorCostBytes(graph: HeapGraph): number {
-  return graph.nodeCount * 4 * 13 + graph.edgeCount * 4;
+  return graph.nodeCount * 4 * 13 + graph.edgeCount * 5;
+}
+
+const WEAKMAP_EDGE = /^\d+ \/ part of key \(.*? @\d+\) -> value \(.*? @\d+\) pair in WeakMap \(table @(\d+)\)$/;
+
+/** 1 for each edge that retains its target, by DevTools' rules. */
+export function essentialEdges(graph: HeapGraph, rootOrdinal = 0): Uint8Array {
+  const { nodeCount: n, firstEdge, edgeType, edgeName, nodeId, nodeType, nodeName, strings } = graph;
+  const edgeTo = graph.edgeTo!;
+  const et = graph.edgeTypeNames;
+  const weak = et.indexOf('weak');
+  const shortcut = et.indexOf('shortcut');
+  const element = et.indexOf('element');
+  const internal = et.indexOf('internal');
+  const synthetic = graph.nodeTypeNames.indexOf('synthetic');
+  // Objects reachable from the user roots (globals the root marks with shortcut edges).
+  const owned = new Uint8Array(n);
+  const stack: number[] = [];
+  for (let e = firstEdge[rootOrdinal]!; e < firstEdge[rootOrdinal + 1]!; e++) {
+    const w = edgeTo[e]!;
+    const t = edgeType[e];
+    const domTrees = t === element && nodeType[w] === synthetic && strings[nodeName[w]!] === '(Document DOM trees)';
+    if (t !== shortcut && !domTrees) continue;
+    if (!owned[w]) stack.push(w);
+    owned[w] = 1;
+  }
+  while (stack.length > 0) {
+    const v = stack.pop()!;
+    for (let e = firstEdge[v]!; e < firstEdge[v + 1]!; e++) {
+      const w = edgeTo[e]!;
+      if (owned[w] || edgeType[e] === weak) continue;
+      owned[w] = 1;
+      stack.push(w);
+    }
+  }
+  const weakMapTable = new Map<number, number>(); // edge name index → table id, or -1
+  const out = new Uint8Array(graph.edgeCount);
+  for (let v = 0; v < n; v++) {
+    for (let e = firstEdge[v]!; e < firstEdge[v + 1]!; e++) {
+      const t = edgeType[e];
+      if (t === weak) continue;
+      const w = edgeTo[e]!;
+      if (w === v) continue;
+      if (v !== rootOrdinal && (t === shortcut || (owned[w] && !owned[v]))) continue;
+      if (t === internal) {
+        const nameIndex = edgeName[e]!;
+        let table = weakMapTable.get(nameIndex);
+        if (table === undefined) {
+          const m = WEAKMAP_EDGE.exec(strings[nameIndex] ?? '');
+          table = m ? Number(m[1]) : -1;
+          weakMapTable.set(nameIndex, table);
+        }
+        if (table === nodeId[v]) continue;
+      }
+      out[e] = 1;
+    }
+  }
+  return out;
 }
 
 export function computeDominators(graph: HeapGraph, rootOrdinal = 0): Dominators {
-  const { nodeCount: n, firstEdge, edgeType, nodeSelfSize } = graph;
+  const { nodeCount: n, firstEdge, nodeSelfSize } = graph;
   const edgeTo = graph.edgeTo;
   if (!edgeTo) throw new Error('dominators need the full edge list');
-  const weak = graph.edgeTypeNames.indexOf('weak');
+  const retains = essentialEdges(graph, rootOrdinal);
 
   // 1. Depth-first preorder numbering (1-based), parent in DFS tree.
   const dfn = new Uint32Array(n);
@@ -44,7 +104,7 @@ export function computeDominators(graph: HeapGraph, rootOrdinal = 0): Dominators
       continue;
     }
     stackEdge[sp - 1] = e + 1;
-    if (edgeType[e] === weak) continue;
+    if (!retains[e]) continue;
     const w = edgeTo[e]!;
     if (dfn[w] !== 0) continue;
     dfn[w] = ++count;
@@ -61,7 +121,7 @@ export function computeDominators(graph: HeapGraph, rootOrdinal = 0): Dominators
   for (let v = 0; v < n; v++) {
     if (dfn[v] === 0) continue;
     for (let e = firstEdge[v]!; e < firstEdge[v + 1]!; e++) {
-      if (edgeType[e] !== weak) predStart[dfn[edgeTo[e]!]! + 1]!++;
+      if (retains[e]) predStart[dfn[edgeTo[e]!]! + 1]!++;
     }
   }
   for (let i = 1; i <= N + 1; i++) predStart[i]! += predStart[i - 1]!;
@@ -71,7 +131,7 @@ export function computeDominators(graph: HeapGraph, rootOrdinal = 0): Dominators
     const dv = dfn[v]!;
     if (dv === 0) continue;
     for (let e = firstEdge[v]!; e < firstEdge[v + 1]!; e++) {
-      if (edgeType[e] !== weak) preds[fill[dfn[edgeTo[e]!]!]!++] = dv;
+      if (retains[e]) preds[fill[dfn[edgeTo[e]!]!]!++] = dv;
     }
   }
 

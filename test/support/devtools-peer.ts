@@ -29,3 +29,17 @@ export async function devtoolsSummary(file: string): Promise<Map<string, { name:
   const aggregates = (await S.getAggregatesByClassKey(false, 'allObjects')) as Record<string, { name: string; count: number; self: number }>;
   return new Map(Object.entries(aggregates));
 }
+
+/** DevTools' retained size of each node id asked for (its own dominator tree). */
+export async function devtoolsRetainedSizes(file: string, ids: number[]): Promise<Map<number, number>> {
+  const S: any = await parse(createReadStream(file));
+  const wanted = new Set(ids);
+  const out = new Map<number, number>();
+  const node = S.createNode(0);
+  for (let i = 0; i < S.nodeCount; i++) {
+    node.nodeIndex = i * S.nodeFieldCount;
+    const id = node.id() as number;
+    if (wanted.has(id)) out.set(id, node.retainedSize() as number);
+  }
+  return out;
+}

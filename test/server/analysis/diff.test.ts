@@ -6,7 +6,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { test } from 'node:test';
 import type { HeapDiff } from '../../../protocol/heap-diff.js';
 import { diffSnapshotFiles, summarizeSnapshotFile } from '../../../server/analysis/index.js';
-import { devtoolsComparison, devtoolsSummary } from '../../support/devtools-peer.js';
+import { devtoolsComparison, devtoolsRetainedSizes, devtoolsSummary } from '../../support/devtools-peer.js';
 import { expected, takeSnapshotPair, type LeakKind } from '../../support/heap-targets.js';
 
 async function assertAgreesWithDevtools(before: string, after: string, ours: HeapDiff): Promise<void> {
@@ -73,7 +73,7 @@ test('without comparable ids the diff falls back to per-class totals', async (t)
 test('summary: per-class counts and sizes equal DevTools Summary; the Map holding the leak retains the most', async (t) => {
   const pair = takeSnapshotPair('sessions');
   t.after(() => pair.cleanup());
-  const summary = await summarizeSnapshotFile(pair.after);
+  const summary = await summarizeSnapshotFile(pair.after, { topRetainers: 20 });
   const peer = await devtoolsSummary(pair.after);
   assert.equal(summary.classes.length, peer.size);
   for (const c of summary.classes) {
@@ -87,6 +87,9 @@ test('summary: per-class counts and sizes equal DevTools Summary; the Map holdin
   assert.ok(map, 'the sessions Map is among the top retainers');
   const sessions = summary.classes.find((c) => c.className === 'Session')!;
   assert.ok(map.retainedSizeBytes >= sessions.selfSizeBytes, 'it retains every Session');
+  // Retained sizes from our dominator tree equal DevTools' own, object by object.
+  const peerRetained = await devtoolsRetainedSizes(pair.after, summary.topRetainers.map((r) => r.nodeId));
+  for (const r of summary.topRetainers) assert.equal(r.retainedSizeBytes, peerRetained.get(r.nodeId), `${r.className} @${r.nodeId}`);
   // A budget too small for the dominator tree skips it and says so.
   const bounded = await summarizeSnapshotFile(pair.after, { maxDominatorBytes: 1024 });
   assert.equal(bounded.topRetainers, null);
