@@ -59,20 +59,6 @@ function describeSide(side: Side, objectCount: number, totalSize: number): HeapD
   return { file: side.file, nodeCount: side.nodeCount, objectCount, totalSelfSizeBytes: totalSize, nodeFields: side.nodeFields };
 }
 
-export type GraphDiffOptions = DiffOptions & { beforeFile?: string | null; afterFile?: string | null };
-
-/** Diffs two graphs read with full edges (moves owned sizes in both, as DevTools does). */
-export function diffGraphs(before: HeapGraph, after: HeapGraph, options: GraphDiffOptions = {}, started = performance.now()): HeapDiff {
-  const table = new ClassTable();
-  const A = prepare(before, table, options.beforeFile ?? null);
-  const B = prepare(after, table, options.afterFile ?? null);
-  const definitions = inferInterfaceDefinitions(after);
-  A.classOf = resolveClasses(A.pre!, table, definitions);
-  B.classOf = resolveClasses(B.pre!, table, definitions);
-  A.pre = B.pre = null;
-  return compare(A, B, after, table, options, started);
-}
-
 /**
  * Diffs two snapshot files (pathA earlier, pathB later, both from one target). Peak memory is
  * about one snapshot's columns plus 16 bytes per node of the other.
