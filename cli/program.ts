@@ -7,6 +7,7 @@ import { registerDemo } from './commands/demo.js';
 import { registerFindings } from './commands/findings.js';
 import { registerPs } from './commands/ps.js';
 import { registerSnapshots } from './commands/snapshots.js';
+import { addDiffCommand } from './commands/snapshots-diff.js';
 import { registerSpawns } from './commands/spawns.js';
 import { registerTokens } from './commands/tokens.js';
 import { registerTop } from './commands/top.js';
@@ -31,6 +32,6 @@ export function buildProgram(): Command {
   registerTokens(program);
   registerFindings(program);
   registerSpawns(program);
-  registerSnapshots(program);
+  addDiffCommand(registerSnapshots(program));
   return program;
 }
