@@ -44,6 +44,8 @@ export interface ApiEnv {
   connectedAgents(): Set<string>;
   ready(): { ok: boolean; reason?: string };
   audit(ctx: RouteContext, action: string, subject: string): void;
+  /** More fields for a finding's JSON (its heap diff); 'list' for /findings, 'one' for /findings/:id. */
+  findingExtras?(finding: Finding, view: 'one' | 'list'): Record<string, unknown>;
 }
 
 /** Raised by handlers for a client mistake: becomes a 4xx JSON reply. */
@@ -218,7 +220,7 @@ export function apiRoutes(env: ApiEnv): Route[] {
         if (namespace !== undefined) filter.namespace = namespace;
         if (pod !== undefined) filter.pod = pod;
         if (since !== undefined) filter.since = since;
-        const findings = env.store.listFindings(filter).map(withoutEvidence);
+        const findings = env.store.listFindings(filter).map(withoutEvidence).map((f) => (env.findingExtras ? { ...f, ...env.findingExtras(f, 'list') } : f));
         return json({ findings, nextOffset: findings.length === limit ? offset + limit : null });
       },
     },
@@ -235,7 +237,7 @@ export function apiRoutes(env: ApiEnv): Route[] {
         // Evidence (script bytes, command lines) may hold secrets: who read it is recorded first,
         // and if that record cannot be written the evidence is not served.
         if (finding.kind === 'suspicious-spawn') env.audit(ctx, 'finding.read', id);
-        return json(finding);
+        return json(env.findingExtras ? { ...finding, ...env.findingExtras(finding, 'one') } : finding);
       },
     },
     {

@@ -22,6 +22,8 @@ import type { Store } from './store/types.js';
 import { snapshotDir } from './store/snapshot-files.js';
 import { SnapshotReceiver } from './snapshots/snapshot-receiver.js';
 import { snapshotRoutes } from './snapshots/snapshot-api.js';
+import { DiffRunner, type DiffRunnerOptions } from './snapshots/diff-runner.js';
+import { findingHeapDiff, heapDiffRoutes, snapshotAnalysis } from './snapshots/heap-diff-api.js';
 
 export type { CommandResult, LiveAgent } from './agent-session.js';
 export type { Reply, Route, RouteContext } from './api.js';
@@ -53,6 +55,8 @@ export interface CollectorOptions {
   metrics?: CollectorMetrics;
   /** Snapshot uploads and their API: where the files go (default `<store.dataDir>/snapshots`) and the largest taken. */
   snapshots?: { dir?: string; maxSnapshotBytes?: number };
+  /** The heap diff runner (child process per diff): timeout, queue bound, heap bound. */
+  heapDiffs?: Pick<DiffRunnerOptions, 'timeoutMs' | 'maxPending' | 'maxOldSpaceMiB'>;
   /** More routes on the same server (e.g. /metrics). Checked after the built-in ones. */
   extraRoutes?: Route[];
   /** Directory of the built web page served at `/`; default: the one `npm run build` made; null: no page. */
@@ -112,6 +116,9 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
     log,
     ...(options.snapshots?.maxSnapshotBytes !== undefined ? { maxSnapshotBytes: options.snapshots.maxSnapshotBytes } : {}),
   });
+  // Automatic diffs: when the second snapshot of a pair is committed, its diff is queued.
+  const diffRunner = new DiffRunner({ store, dir: snapshotReceiver.dir, log, ...options.heapDiffs });
+  snapshotReceiver.onStored((row) => diffRunner.onSnapshotStored(row));
   const live = createEventHub();
   const sessionEnv: SessionEnv = {
     store,
@@ -160,6 +167,7 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
     audit(ctx: RouteContext, action, subject) {
       audit({ actor: ctx.identity?.name ?? 'anonymous', action, subject, remote: ctx.remote });
     },
+    findingExtras: (finding, view) => findingHeapDiff(store, finding, view),
   };
   const snapshotApi = snapshotRoutes({
     api: apiEnv,
@@ -174,9 +182,10 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
       if (!s) return Promise.reject(new Error(`agent ${agentId} is not connected`));
       return s.sendCommand(command as unknown as CommandMessage['command'], timeoutMs);
     },
+    analysisOf: (id) => snapshotAnalysis(store, id),
   });
   const webRoot = options.webRoot === undefined ? defaultWebRoot() : options.webRoot;
-  const routes = compileRoutes([...apiRoutes(apiEnv), ...snapshotApi, live.route(), ...(options.extraRoutes ?? []), ...(options.webRoot === null ? [] : webRoutes(webRoot))]);
+  const routes = compileRoutes([...apiRoutes(apiEnv), ...snapshotApi, ...heapDiffRoutes(apiEnv, diffRunner), live.route(), ...(options.extraRoutes ?? []), ...(options.webRoot === null ? [] : webRoutes(webRoot))]);
   const handler = createRequestHandler(apiEnv, routes);
 
   let server: Server;
@@ -333,6 +342,8 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
     log.warn('could not reset agents left marked connected', { error: err instanceof Error ? err.message : String(err) });
   }
 
+  diffRunner.start();
+
   const port = (server.address() as AddressInfo).port;
   const hostInUrl = host.includes(':') ? `[${host}]` : host;
   const url = `${tls ? 'https' : 'http'}://${hostInUrl}:${port}`;
@@ -360,6 +371,8 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
       }
       // Frames that arrived while the sockets were closing are ignored, but writes queued before are flushed.
       await ingest.idle();
+      // A diff in progress is killed; its row stays queued for the next start.
+      await diffRunner.close();
       if (options.ownsStore) {
         try {
           store.close();

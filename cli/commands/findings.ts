@@ -1,6 +1,7 @@
 // `leakwatch findings` and `leakwatch targets`: what the collector holds, for the engineer on call.
 import { InvalidArgumentError, type Command } from 'commander';
 import type { Finding, FindingKind } from '../../protocol/findings.js';
+import type { HeapDiffRecord } from '../../protocol/heap-diff-record.js';
 import type { TargetInfo } from '../../protocol/messages.js';
 import { addApiOptions, apiGet, parseSince, type ApiOptions } from '../api-client.js';
 import { formatBytes, formatDuration, printable, renderTable } from '../format.js';
@@ -62,7 +63,7 @@ export function registerFindings(program: Command): void {
       .option('--json', 'print the findings as a JSON array'),
   ).action((options: FindingsOptions) =>
     runApiCommand(async () => {
-      const { findings } = await apiGet<{ findings: Finding[] }>(options, '/api/v1/findings', {
+      const { findings } = await apiGet<{ findings: Array<Finding & { heapDiff?: HeapDiffRecord }> }>(options, '/api/v1/findings', {
         kind: options.kind,
         status: options.status,
         node: options.node,
@@ -90,6 +91,9 @@ export function registerFindings(program: Command): void {
         printable(f.summary, 160),
       ]);
       process.stdout.write(`${renderTable(['ID', 'KIND', 'STATUS', 'UPDATED', 'NODE', 'POD', 'KEY', 'SUMMARY'], rows)}\n`);
+      // Growth findings whose snapshot pair the collector diffed: what grew, and what holds it.
+      const diffed = findings.filter((f) => f.heapDiff);
+      if (diffed.length > 0) process.stdout.write(`\n${diffed.map((f) => `${f.id}  ${heapDiffLine(f.heapDiff!)}`).join('\n')}\n`);
     }),
   );
 
@@ -122,6 +126,16 @@ export function registerFindings(program: Command): void {
       process.stdout.write(`${renderTable(['NODE', 'POD', 'CONTAINER', 'KIND', 'PID', 'OPEN/ALL', 'LAST SEEN', 'COMMAND'], rows)}\n`);
     }),
   );
+}
+
+/** One line about a finding's heap diff: its top grower, or where the diff stands. */
+export function heapDiffLine(d: HeapDiffRecord): string {
+  if (d.status === 'failed') return `heap diff failed: ${printable(d.reason ?? 'no reason given', 200)}`;
+  if (d.status !== 'done' || !d.result) return `heap diff ${d.status}`;
+  const g = d.result.growers[0];
+  if (!g) return 'heap diff: no class grew above noise';
+  const path = g.retainerPath ? `  ${printable(g.retainerPath, 200)}` : '';
+  return `top grower: ${printable(g.className, 60)} ${g.countDelta >= 0 ? '+' : ''}${g.countDelta} objects, +${formatBytes(g.sizeDeltaBytes)}${path}`;
 }
 
 /** The one number that matters for each kind of finding. */

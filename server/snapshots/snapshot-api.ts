@@ -19,6 +19,8 @@ export interface SnapshotApiEnv {
   /** Agent ids connected right now for a node (newest connection first). */
   agentsOnNode(node: string): string[];
   sendCommand(agentId: string, command: SnapshotCommand, timeoutMs: number): Promise<CommandResult>;
+  /** The heap diffs a snapshot takes part in, served as `analysis` with it. */
+  analysisOf?(snapshotId: string): unknown[];
 }
 
 const MAX_LIST_LIMIT = 10_000;
@@ -161,7 +163,7 @@ export function snapshotRoutes(env: SnapshotApiEnv): Route[] {
         const id = snapshotIdParam(ctx);
         const row = api.store.getSnapshot(id);
         if (!row) throw new HttpError(404, 'not-found', `no snapshot ${id}`);
-        return json(row);
+        return json(env.analysisOf ? { ...row, analysis: env.analysisOf(id) } : row);
       },
     },
     {

@@ -138,12 +138,15 @@ export class SnapshotTables {
     }>;
     let total = rows.reduce((n, r) => n + r.bytes, 0);
     const del = this.db.prepare(`DELETE FROM snapshots WHERE snapshotId = ?`);
+    // A diff goes with either of its snapshots: its growers describe files no longer kept.
+    const delDiffs = this.db.prepare(`DELETE FROM heap_diffs WHERE snapshotA = ? OR snapshotB = ?`);
     let removedAny = false;
     for (const r of rows) {
       const tooOld = r.storedAtMs < nowMs - policy.maxAgeMs;
       const overBytes = total > policy.maxBytes;
       if (!tooOld && !overBytes) continue;
       del.run(r.snapshotId);
+      const diffs = delDiffs.run(r.snapshotId, r.snapshotId).changes;
       try {
         unlinkSync(snapshotFilePath(this.dir, r.snapshotId, r.kind));
       } catch (err) {
@@ -161,6 +164,7 @@ export class SnapshotTables {
         bytes: r.bytes,
         storedAtMs: r.storedAtMs,
         reason: tooOld ? 'age' : 'bytes',
+        heapDiffsDeleted: diffs,
       });
     }
     const captures = this.db.prepare(`DELETE FROM captures WHERE atMs < ?`).run(nowMs - policy.captureMaxAgeMs).changes;

@@ -164,6 +164,27 @@ export const MIGRATIONS: Migration[] = [
       CREATE INDEX captures_ns_pod ON captures (namespace, pod, atMs);
     `);
   },
+  // 3: heap diffs of snapshot pairs (a job queue as much as a result table: pending rows are the
+  // queue, so a restarted collector picks up what it had not finished), and the pair lookup.
+  (db) => {
+    db.exec(`
+      CREATE TABLE heap_diffs (
+        snapshotA TEXT NOT NULL,
+        snapshotB TEXT NOT NULL,
+        findingId TEXT,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'running', 'done', 'failed')),
+        reason TEXT,
+        createdAtMs INTEGER NOT NULL,
+        finishedAtMs INTEGER,
+        resultJson TEXT,
+        PRIMARY KEY (snapshotA, snapshotB)
+      ) WITHOUT ROWID;
+      CREATE INDEX heap_diffs_finding ON heap_diffs (findingId, createdAtMs);
+      CREATE INDEX heap_diffs_b ON heap_diffs (snapshotB);
+      CREATE INDEX heap_diffs_status ON heap_diffs (status, createdAtMs);
+      CREATE INDEX snapshots_pair ON snapshots (json_extract(metaJson, '$.pairId'));
+    `);
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

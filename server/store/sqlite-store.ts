@@ -19,6 +19,8 @@ import { downsample, mergeBucket, bucketStart, type StoredPoint } from './series
 import { inspectSchema, migrate, SCHEMA_VERSION } from './sqlite-schema.js';
 import { snapshotDir } from './snapshot-files.js';
 import { SnapshotTables } from './snapshot-tables.js';
+import { HeapDiffTables, type UndiffedPair } from './heap-diff-tables.js';
+import type { HeapDiffRecord, HeapDiffResult, HeapDiffStatus } from '../../protocol/heap-diff-record.js';
 import type { CaptureReport } from '../../protocol/snapshots.js';
 import type {
   AgentRow,
@@ -189,6 +191,7 @@ export class SqliteStore implements Store {
   private readonly blobGraceMs: number;
   private readonly statements = new Map<string, BetterSqlite3.Statement>();
   private readonly snapshotTables: SnapshotTables;
+  private readonly heapDiffTables: HeapDiffTables;
   private closed = false;
 
   constructor(dataDir: string, opts: SqliteStoreOptions = {}) {
@@ -214,6 +217,7 @@ export class SqliteStore implements Store {
       throw new StoreOpenError('data-dir', `cannot use data directory ${this.dataDir}: ${errorText(err)}`, { cause: err });
     }
     this.snapshotTables = new SnapshotTables(this.db, snapshotDir(this.dataDir));
+    this.heapDiffTables = new HeapDiffTables(this.db);
     // A restarted collector has no connections yet: every agent is disconnected until it says hello.
     this.db.prepare(`UPDATE agents SET connected = 0 WHERE connected <> 0`).run();
     writePidFile(this.dataDir);
@@ -239,6 +243,40 @@ export class SqliteStore implements Store {
 
   listCaptures(filter?: CaptureFilter): CaptureReport[] {
     return this.snapshotTables.listCaptures(filter);
+  }
+
+  // ---- heap diffs (SQL in heap-diff-tables.ts)
+
+  queueHeapDiff(snapshotA: string, snapshotB: string, findingId: string | null): HeapDiffRecord {
+    return this.heapDiffTables.queueHeapDiff(snapshotA, snapshotB, findingId, this.now());
+  }
+
+  requeueHeapDiff(snapshotA: string, snapshotB: string): void {
+    this.heapDiffTables.requeueHeapDiff(snapshotA, snapshotB, this.now());
+  }
+
+  finishHeapDiff(snapshotA: string, snapshotB: string, update: { status: HeapDiffStatus; reason?: string | null; result?: HeapDiffResult | null; finishedAtMs?: number | null }): boolean {
+    return this.heapDiffTables.finishHeapDiff(snapshotA, snapshotB, update);
+  }
+
+  getHeapDiff(snapshotA: string, snapshotB: string): HeapDiffRecord | null {
+    return this.heapDiffTables.getHeapDiff(snapshotA, snapshotB);
+  }
+
+  listHeapDiffs(filter: { findingId?: string; snapshotId?: string; status?: HeapDiffStatus; limit?: number }): HeapDiffRecord[] {
+    return this.heapDiffTables.listHeapDiffs(filter);
+  }
+
+  countHeapDiffs(status: HeapDiffStatus): number {
+    return this.heapDiffTables.countHeapDiffs(status);
+  }
+
+  undiffedPairs(pairId?: string): UndiffedPair[] {
+    return this.heapDiffTables.undiffedPairs(pairId);
+  }
+
+  resetRunningHeapDiffs(): number {
+    return this.heapDiffTables.resetRunning();
   }
 
   // ---- agents

@@ -3,7 +3,9 @@
 // PostgreSQL and object storage behind the same methods.
 import type { Finding, FindingKind, FindingStatus } from '../../protocol/findings.js';
 import type { FindingChange, SeriesPoint, TargetInfo } from '../../protocol/messages.js';
+import type { HeapDiffRecord, HeapDiffResult, HeapDiffStatus } from '../../protocol/heap-diff-record.js';
 import type { CaptureOutcome, CaptureReport, SnapshotMeta } from '../../protocol/snapshots.js';
+import type { UndiffedPair } from './heap-diff-tables.js';
 
 /** A stored, verified snapshot as the API serves it. */
 export interface SnapshotRow extends SnapshotMeta {
@@ -143,6 +145,19 @@ export interface Store {
   /** Every capture attempt, refusals included; idempotent per captureId (a re-sent report changes nothing). */
   recordCapture(report: CaptureReport): void;
   listCaptures(filter?: CaptureFilter): CaptureReport[];
+  /** Queue a diff of two heap snapshots (a earlier); an existing row for the pair is kept. Returns the stored row. */
+  queueHeapDiff(snapshotA: string, snapshotB: string, findingId: string | null): HeapDiffRecord;
+  /** A failed diff back to pending. */
+  requeueHeapDiff(snapshotA: string, snapshotB: string): void;
+  /** Record the state of a queued diff; false when its row is gone (snapshots deleted meanwhile). */
+  finishHeapDiff(snapshotA: string, snapshotB: string, update: { status: HeapDiffStatus; reason?: string | null; result?: HeapDiffResult | null; finishedAtMs?: number | null }): boolean;
+  getHeapDiff(snapshotA: string, snapshotB: string): HeapDiffRecord | null;
+  listHeapDiffs(filter: { findingId?: string; snapshotId?: string; status?: HeapDiffStatus; limit?: number }): HeapDiffRecord[];
+  countHeapDiffs(status: HeapDiffStatus): number;
+  /** Stored heap snapshot pairs without a diff row (all, or the one pairId). */
+  undiffedPairs(pairId?: string): UndiffedPair[];
+  /** Diffs left 'running' by a collector that stopped go back to 'pending'; returns how many. */
+  resetRunningHeapDiffs(): number;
   applyRetention(policy: RetentionPolicy, nowMs: number, log: (msg: string, fields: Record<string, unknown>) => void): RetentionReport;
   close(): void;
 }
