@@ -54,14 +54,19 @@ export function heapDiffRoutes(api: ApiEnv, runner: DiffRunner): Route[] {
         if (!Number.isSafeInteger(wait) || wait > MAX_DIFF_WAIT_MS) throw new HttpError(400, 'bad-query', `wait: expected milliseconds from 0 to ${MAX_DIFF_WAIT_MS}`);
         const retry = ctx.query.get('retry');
         if (retry !== null && retry !== 'true' && retry !== 'false') throw new HttpError(400, 'bad-query', 'retry: expected true or false');
-        for (const id of [a, b]) {
+        const rows = [a, b].map((id) => {
           const row = api.store.getSnapshot(id);
           if (!row) throw new HttpError(404, 'not-found', `no snapshot ${id}`);
           if (row.kind !== 'heapsnapshot') throw new HttpError(400, 'not-heapsnapshot', `snapshot ${id} is a ${row.kind}: only full heap snapshots can be diffed`);
-        }
+          return row;
+        });
+        // Asked for by hand, a finding's own pair still belongs to that finding.
+        const [rowA, rowB] = rows as [NonNullable<(typeof rows)[0]>, NonNullable<(typeof rows)[0]>];
+        const samePair = rowA.pairId !== null && rowA.pairId === rowB.pairId && rowA.agentId === rowB.agentId;
+        const findingId = samePair ? (rowB.findingId ?? rowA.findingId) : null;
         let record = api.store.getHeapDiff(a, b);
         if (record?.status === 'failed' && retry === 'true') record = runner.retry(a, b);
-        if (!record) record = runner.queue(a, b, null);
+        if (!record) record = runner.queue(a, b, findingId);
         if (wait > 0 && (record.status === 'pending' || record.status === 'running')) record = (await runner.waitFor(a, b, wait)) ?? record;
         return reply(record);
       },

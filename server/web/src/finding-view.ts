@@ -6,7 +6,54 @@ import { onLive, type View } from './app-state.js';
 import { dateTime, facts, h } from './dom.js';
 import { formatBytes, formatDuration, etaRemainingSec, findingMatchesTarget } from './model.js';
 import { podHref, targetHref } from './routes.js';
-import type { Finding, ProcessRef, TargetRow } from './wire.js';
+import type { Finding, HeapDiffRecord, ProcessRef, TargetRow } from './wire.js';
+
+/** A growth finding as /findings/:id serves it: with the diff of its snapshot pair, when there is one. */
+type FindingWithDiff = Finding & { heapDiff?: HeapDiffRecord };
+
+const signedCount = (n: number): string => (n > 0 ? `+${n}` : String(n));
+const signedBytes = (n: number): string => (n > 0 ? `+${formatBytes(n)}` : n < 0 ? `-${formatBytes(-n)}` : '0 B');
+
+/**
+ * What grew between the two snapshots the agent took for this finding, diffed by the collector.
+ * Class names and retainer paths are the target's heap: text nodes only.
+ */
+function heapDiffSection(d: HeapDiffRecord): HTMLElement {
+  const el = h('div', { class: 'heap-diff', 'data-testid': 'heap-diff' }, h('h4', {}, 'Heap snapshot diff'));
+  const r = d.result;
+  let status: string;
+  if (d.status === 'failed') status = `failed: ${d.reason ?? 'no reason given'}`;
+  else if (d.status !== 'done' || !r) status = `${d.status}: the collector is diffing the snapshot pair`;
+  else status = `done — ${signedCount(r.countDelta)} objects, ${signedBytes(r.sizeDeltaBytes)} (matched by ${r.method === 'object-ids' ? 'object id' : 'class totals'})`;
+  el.append(h('p', { class: d.status === 'failed' ? 'error' : 'muted', 'data-testid': 'heap-diff-status' }, status));
+  if (!r) return el;
+  if (r.growers.length === 0) {
+    el.append(h('p', { class: 'muted' }, 'no class grew above noise'));
+    return el;
+  }
+  el.append(
+    h(
+      'table',
+      { class: 'growers', 'data-testid': 'heap-growers' },
+      h('thead', {}, h('tr', {}, h('th', {}, 'class'), h('th', {}, '+count'), h('th', {}, '+size'), h('th', {}, 'retained by'))),
+      h(
+        'tbody',
+        {},
+        ...r.growers.map((g) =>
+          h(
+            'tr',
+            { 'data-testid': 'heap-grower' },
+            h('td', {}, h('code', { 'data-testid': 'grower-class' }, g.className)),
+            h('td', {}, signedCount(g.countDelta)),
+            h('td', {}, signedBytes(g.sizeDeltaBytes)),
+            h('td', {}, h('code', { class: 'retainer-path' }, g.retainerPath ?? 'no path from a GC root')),
+          ),
+        ),
+      ),
+    ),
+  );
+  return el;
+}
 
 function processLine(p: ProcessRef): HTMLElement {
   return h('li', {}, h('strong', {}, `${p.comm} `), h('span', { class: 'muted' }, `pid ${p.pid} `), h('code', { class: 'cmdline' }, p.cmdline));
@@ -122,7 +169,7 @@ export function findingView(id: string): View {
   const status = h('p', { class: 'muted' }, 'loading…');
   el.append(status);
   let disposed = false;
-  const render = (f: Finding): void => {
+  const render = (f: FindingWithDiff): void => {
     const t = f.target;
     el.replaceChildren(
       h('h2', { 'data-testid': 'finding-title' }, h('span', { class: `badge kind-${f.kind}` }, f.kind), ' ', f.summary),
@@ -138,6 +185,7 @@ export function findingView(id: string): View {
       ]),
       details(f),
     );
+    if (f.heapDiff) el.append(heapDiffSection(f.heapDiff));
   };
   const chartLinks = async (f: Finding): Promise<void> => {
     if (!f.target.pod) return;
@@ -149,11 +197,15 @@ export function findingView(id: string): View {
       h('p', { 'data-testid': 'chart-links' }, 'memory chart: ', ...charted.map((t) => h('a', { href: targetHref(t.node, t.targetKey) }, t.kind === 'container' ? `container ${t.container ?? ''} ` : `pid ${t.pid} `))),
     );
   };
-  const load = () =>
-    apiGet<Finding>(`/api/v1/findings/${encodeURIComponent(id)}`).then((f) => {
+  let diffPoll: ReturnType<typeof setTimeout> | null = null;
+  const load = (): Promise<void> =>
+    apiGet<FindingWithDiff>(`/api/v1/findings/${encodeURIComponent(id)}`).then((f) => {
       if (disposed) return;
       render(f);
       chartLinks(f).catch(() => {});
+      // A diff in progress sends no live event when it finishes: ask again until it has.
+      if (diffPoll) clearTimeout(diffPoll);
+      diffPoll = f.heapDiff && (f.heapDiff.status === 'pending' || f.heapDiff.status === 'running') ? setTimeout(() => void load().catch(() => {}), 3000) : null;
     });
   load().catch((err: Error) => (status.textContent = `could not load: ${err.message}`));
   const off = onLive((m) => {
@@ -163,6 +215,7 @@ export function findingView(id: string): View {
     el,
     dispose() {
       disposed = true;
+      if (diffPoll) clearTimeout(diffPoll);
       off();
     },
   };

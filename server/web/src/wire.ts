@@ -3,6 +3,7 @@
 export type { Finding, FindingKind, ProcessRef } from '../../../protocol/findings.js';
 export type { FindingChange, SeriesPoint, TargetInfo } from '../../../protocol/messages.js';
 export type { CaptureReport, SnapshotMeta } from '../../../protocol/snapshots.js';
+export type { HeapDiffRecord, HeapDiffGrower } from '../../../protocol/heap-diff-record.js';
 import type { SnapshotMeta } from '../../../protocol/snapshots.js';
 import type { TargetInfo } from '../../../protocol/messages.js';
 
