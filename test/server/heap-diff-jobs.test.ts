@@ -15,6 +15,8 @@ import type { HeapDiffRecord } from '../../protocol/heap-diff-record.js';
 import { startCollector, type Collector, type CollectorOptions } from '../../server/collector.js';
 import { snapshotDir, snapshotFilePath } from '../../server/store/snapshot-files.js';
 import { openStore, type SqliteStore } from '../../server/store/sqlite-store.js';
+import { APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION } from '../../server/store/sqlite-schema.js';
+import Database from 'better-sqlite3';
 import { execFile } from 'node:child_process';
 import { repoRoot } from '../support/cli.js';
 import { httpGet, makeTokens, memoryLogger, startTestCollector, type TestCollector } from '../support/collector-harness.js';
@@ -169,6 +171,28 @@ describe('automatic heap diffs', () => {
     }
     assert.ok(logs.lines.some((l) => l.msg === 'heap snapshot pair stored without a diff: queued'));
     assert.ok(logs.lines.some((l) => l.msg === 'heap diffs interrupted by a restart are queued again'));
+  });
+
+  it('a data directory of schema 2 (snapshots, no heap_diffs) is upgraded in place and its stored pair diffed', async () => {
+    const dataDir = fresh('data');
+    // Built as the previous leakwatch left it: schema 2, a pair stored, nothing diffed.
+    const current = openStore(dataDir);
+    const p = plantPair(current, 'growth-from-v2');
+    current.close();
+    const db = new Database(join(dataDir, 'leakwatch.db'));
+    db.exec('DROP INDEX snapshots_pair; DROP TABLE heap_diffs;');
+    db.pragma('user_version = 2');
+    assert.equal(db.pragma('application_id', { simple: true }), APPLICATION_ID);
+    db.close();
+    assert.equal(MIGRATIONS.length, SCHEMA_VERSION);
+    const { store } = await collectorOn(dataDir);
+    assert.equal(store.describe().schemaVersion, SCHEMA_VERSION);
+    // Queued by the start-up scan (nothing asked for it over the API).
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline && !['done', 'failed'].includes(store.getHeapDiff(p.a, p.b)?.status ?? '')) await new Promise((r) => setTimeout(r, 200));
+    const d = store.getHeapDiff(p.a, p.b)!;
+    assert.equal(d.status, 'done', d.reason ?? '');
+    assert.equal(d.findingId, 'growth-from-v2');
   });
 
   it('a truncated snapshot fails with a reason; the collector keeps serving and diffs the next pair', async () => {

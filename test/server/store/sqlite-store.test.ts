@@ -30,6 +30,7 @@ import Database from 'better-sqlite3';
 import type { Finding, FindingTarget, ScriptEvidence } from '../../../protocol/findings.js';
 import type { FindingChange, SeriesPoint, TargetInfo } from '../../../protocol/messages.js';
 import { openStore, StoreOpenError, type SqliteStore, type SqliteStoreOptions } from '../../../server/store/sqlite-store.js';
+import { SCHEMA_VERSION } from '../../../server/store/sqlite-schema.js';
 
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 const STORE_MODULE = new URL('../../../server/store/sqlite-store.ts', import.meta.url).href;
@@ -864,7 +865,7 @@ test('a reopened store serves everything it had; the data dir is 0700 and the da
 
   store = open(t, dir);
   // What the durability claims rest on: WAL fsynced at every commit, the lock held, space reclaimable.
-  assert.deepEqual(store.describe(), { journalMode: 'wal', synchronous: 'FULL', lockingMode: 'exclusive', autoVacuum: 'incremental', schemaVersion: 2 });
+  assert.deepEqual(store.describe(), { journalMode: 'wal', synchronous: 'FULL', lockingMode: 'exclusive', autoVacuum: 'incremental', schemaVersion: SCHEMA_VERSION });
   assert.equal(mode(dir), 0o700);
   assert.equal(mode(join(dir, 'leakwatch.db')), 0o600);
   assert.equal(mode(join(dir, 'leakwatch.db-wal')), 0o600);
@@ -1035,7 +1036,7 @@ test('a corrupt or foreign database file is a clear error', (t) => {
   raw.close();
   assert.throws(
     () => openStore(newer),
-    (err: unknown) => err instanceof StoreOpenError && err.reason === 'newer-schema' && /schema 99; this one knows up to 2/.test(err.message),
+    (err: unknown) => err instanceof StoreOpenError && err.reason === 'newer-schema' && new RegExp(`schema 99; this one knows up to ${SCHEMA_VERSION}`).test(err.message),
   );
 });
 
