@@ -354,6 +354,9 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
       log.info('collector shutting down', { agents: sessions.size });
       if (options.drainDelayMs) await sleep(options.drainDelayMs);
       clearInterval(pinger);
+      // A diff in progress is killed (its row stays queued for the next start) and requests
+      // waiting for one are answered now, so the HTTP server can close.
+      await diffRunner.close();
       const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       // Live streams never end on their own: end them so the HTTP server can close.
@@ -371,8 +374,6 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
       }
       // Frames that arrived while the sockets were closing are ignored, but writes queued before are flushed.
       await ingest.idle();
-      // A diff in progress is killed; its row stays queued for the next start.
-      await diffRunner.close();
       if (options.ownsStore) {
         try {
           store.close();

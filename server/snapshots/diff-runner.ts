@@ -64,6 +64,8 @@ export class DiffRunner {
   private running: Promise<void> | null = null;
   private closed = false;
   private readonly listeners = new Set<DoneListener>();
+  /** Requests waiting for a diff: answered at close, before the store goes. */
+  private readonly waiters = new Set<() => void>();
 
   constructor(private readonly options: DiffRunnerOptions) {
     this.store = options.store;
@@ -139,18 +141,25 @@ export class DiffRunner {
       const finish = (): void => {
         clearTimeout(timer);
         off();
-        resolve(this.store.getHeapDiff(a, b));
+        this.waiters.delete(finish);
+        try {
+          resolve(this.store.getHeapDiff(a, b));
+        } catch {
+          resolve(now); // the store closed meanwhile (shutdown): the last state known
+        }
       };
       const off = this.onDone((r) => {
         if (r.snapshotA === a && r.snapshotB === b) finish();
       });
       const timer = setTimeout(finish, timeoutMs);
+      this.waiters.add(finish);
     });
   }
 
   /** Stops: kills a running child (its row goes back to pending at the next start). */
   async close(): Promise<void> {
     this.closed = true;
+    for (const w of [...this.waiters]) w();
     this.child?.kill('SIGKILL');
     await this.running;
   }
@@ -194,8 +203,12 @@ export class DiffRunner {
       } catch (err) {
         this.log.error('could not record a heap diff', { ...fields, error: errorText(err) });
       }
-      const record = this.store.getHeapDiff(a, b);
-      if (record) for (const l of [...this.listeners]) l(record);
+      try {
+        const record = this.store.getHeapDiff(a, b);
+        if (record) for (const l of [...this.listeners]) l(record);
+      } catch (err) {
+        this.log.error('heap diff listener failed', { ...fields, error: errorText(err) });
+      }
     };
     const rowA = this.store.getSnapshot(a);
     const rowB = this.store.getSnapshot(b);

@@ -173,6 +173,23 @@ describe('automatic heap diffs', () => {
     assert.ok(logs.lines.some((l) => l.msg === 'heap diffs interrupted by a restart are queued again'));
   });
 
+  it('stopping mid-diff answers the waiting request, kills the child and leaves the diff queued for the next start', async () => {
+    const dataDir = fresh('data');
+    const first = await collectorOn(dataDir);
+    const p = plantPair(first.store, 'growth-stopped');
+    const answer = httpGet(first.collector.url, `/api/v1/snapshots/${p.a}/diff/${p.b}?wait=20000`, first.read);
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline && first.store.getHeapDiff(p.a, p.b)?.status !== 'running') await new Promise((r) => setTimeout(r, 10));
+    await first.collector.close();
+    const r = await answer;
+    assert.ok([200, 202].includes(r.status), `answered, not hung: ${r.status}`);
+    if (r.status === 202) assert.equal(r.json.heapDiff.status, 'running');
+    const second = await collectorOn(dataDir);
+    const d = await untilDiff(second.collector.url, second.read, `/api/v1/snapshots/${p.a}/diff/${p.b}`, (j) => j.heapDiff);
+    assert.equal(d.status, 'done', d.reason ?? '');
+    assert.equal(d.findingId, 'growth-stopped');
+  });
+
   it('a data directory of schema 2 (snapshots, no heap_diffs) is upgraded in place and its stored pair diffed', async () => {
     const dataDir = fresh('data');
     // Built as the previous leakwatch left it: schema 2, a pair stored, nothing diffed.
