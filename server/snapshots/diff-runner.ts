@@ -117,7 +117,8 @@ export class DiffRunner {
     const row = this.store.queueHeapDiff(a, b, findingId);
     this.log.info('heap diff queued', { snapshotA: a, snapshotB: b, findingId });
     this.kick();
-    return row;
+    // A free runner has started it already: answer with where it stands now.
+    return this.store.getHeapDiff(a, b) ?? row;
   }
 
   /** A failed diff queued again (explicit retry). */

@@ -249,6 +249,20 @@ describe('automatic heap diffs', () => {
     assert.deepEqual(store.listHeapDiffs({}), []);
   });
 
+  it('the queue is bounded: past maxPending a diff is failed with "queue full" and the ones queued still run', async () => {
+    const dataDir = fresh('data');
+    const { collector, store, read } = await collectorOn(dataDir, { heapDiffs: { maxPending: 1 } });
+    const [p1, p2, p3] = [plantPair(store, null), plantPair(store, null), plantPair(store, null)];
+    const ask = (p: { a: string; b: string }) => httpGet(collector.url, `/api/v1/snapshots/${p.a}/diff/${p.b}`, read);
+    assert.equal((await ask(p1)).json.heapDiff.status, 'running');
+    assert.equal((await ask(p2)).json.heapDiff.status, 'pending');
+    const refused = await ask(p3);
+    assert.equal(refused.status, 200);
+    assert.equal(refused.json.heapDiff.status, 'failed');
+    assert.match(refused.json.heapDiff.reason, /queue is full \(1 waiting\)/);
+    for (const p of [p1, p2]) assert.equal((await untilDiff(collector.url, read, `/api/v1/snapshots/${p.a}/diff/${p.b}`, (j) => j.heapDiff)).status, 'done');
+  });
+
   it('bad ids and kinds are 400s naming the problem; unknown snapshots 404', async () => {
     const dataDir = fresh('data');
     const { collector, store, read } = await collectorOn(dataDir);
