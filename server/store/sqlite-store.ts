@@ -17,6 +17,7 @@ import type { FindingChange, SeriesPoint, TargetInfo } from '../../protocol/mess
 import { BlobFiles, fsyncDir } from './blob-files.js';
 import { downsample, mergeBucket, bucketStart, type StoredPoint } from './series-buckets.js';
 import { inspectSchema, migrate, SCHEMA_VERSION } from './sqlite-schema.js';
+import { TARGET_PAGE_DEFAULT, TARGET_PAGE_MAX } from './types.js';
 import type {
   AgentRow,
   AuditEntry,
@@ -126,6 +127,7 @@ interface TargetDbRow {
   targetKey: string;
   kind: 'process' | 'container';
   pid: number | null;
+  startMs: number | null;
   comm: string | null;
   cmdline: string | null;
   namespace: string | null;
@@ -135,37 +137,28 @@ interface TargetDbRow {
   containerId: string | null;
   firstSeenMs: number;
   lastSeenMs: number;
-  findingCount: number;
-  openFindingCount: number;
+  /** Start of the same pid's next incarnation on the node (process targets with a start only). */
+  nextStartMs: number | null;
 }
 
 // Which findings are "about" a target, for its counts and for retention. The finding carries no
 // target key, so: a container target owns every finding inside its container (its own growth and
 // the processes' findings and kills there); a process target owns the findings of its pid on its
 // node from its start (parsed from proc:<pid>:<startMs>) until that pid's next incarnation started.
-const TARGETS_WITH_COUNTS = `
-  WITH t AS (
-    SELECT targets.*, LEAD(startMs) OVER (PARTITION BY node, pid ORDER BY startMs) AS nextStartMs
-      FROM targets WHERE kind = 'process'
-    UNION ALL
-    SELECT targets.*, NULL AS nextStartMs FROM targets WHERE kind = 'container'
-  ),
-  counted AS (
-    SELECT t.*,
-      CASE WHEN t.kind = 'container' THEN
-        (SELECT COUNT(*) FROM findings f WHERE f.node = t.node AND f.containerId = t.containerId)
-      ELSE
-        (SELECT COUNT(*) FROM findings f WHERE f.node = t.node AND f.pid = t.pid
-           AND (t.startMs IS NULL OR (f.at >= t.startMs AND (t.nextStartMs IS NULL OR f.at < t.nextStartMs))))
-      END AS findingCount,
-      CASE WHEN t.kind = 'container' THEN
-        (SELECT COUNT(*) FROM findings f WHERE f.node = t.node AND f.containerId = t.containerId AND f.status = 'open')
-      ELSE
-        (SELECT COUNT(*) FROM findings f WHERE f.node = t.node AND f.pid = t.pid AND f.status = 'open'
-           AND (t.startMs IS NULL OR (f.at >= t.startMs AND (t.nextStartMs IS NULL OR f.at < t.nextStartMs))))
-      END AS openFindingCount
-    FROM t
-  )`;
+// Counting is one probe of findings_node_container or findings_node_pid per target, so it is done
+// for the rows a caller gets, never for the whole table (that was most of a busy collector's CPU).
+const TARGET_COLUMNS = `node, targetKey, kind, pid, startMs, comm, cmdline, namespace, pod, podUid, container, containerId, firstSeenMs, lastSeenMs`;
+// The next incarnation's start: the pid's other keys are a range of the primary key (proc:<pid>:*).
+const NEXT_START_MS = `CASE WHEN t.kind = 'process' AND t.startMs IS NOT NULL THEN
+    (SELECT MIN(n.startMs) FROM targets n
+      WHERE n.node = t.node AND n.targetKey > 'proc:' || t.pid || ':' AND n.targetKey < 'proc:' || t.pid || ';'
+        AND n.kind = 'process' AND n.pid = t.pid AND n.startMs > t.startMs)
+  END AS nextStartMs`;
+const CONTAINER_FINDING_COUNTS = `SELECT COUNT(*) AS findingCount, COALESCE(SUM(status = 'open'), 0) AS openFindingCount
+  FROM findings WHERE node = ? AND containerId = ?`;
+const PROCESS_FINDING_COUNTS = `SELECT COUNT(*) AS findingCount, COALESCE(SUM(status = 'open'), 0) AS openFindingCount
+  FROM findings WHERE node = @node AND pid = @pid
+    AND (@startMs IS NULL OR (at >= @startMs AND (@nextStartMs IS NULL OR at < @nextStartMs)))`;
 
 export function openStore(dataDir: string, opts: SqliteStoreOptions = {}): SqliteStore {
   return new SqliteStore(dataDir, opts);
@@ -476,22 +469,37 @@ export class SqliteStore implements Store {
     );
   }
 
-  /** Most recently seen first. Default limit 1000. */
+  /** Most recently seen first, a page at a time (default 100, at most 1000), each with its finding counts. */
   listTargets(filter: TargetFilter = {}): TargetRow[] {
     const where: string[] = [];
-    const params: Record<string, unknown> = { limit: countParam('limit', filter.limit, DEFAULT_LIST_LIMIT) };
+    const limit = countParam('limit', filter.limit, TARGET_PAGE_DEFAULT);
+    if (limit > TARGET_PAGE_MAX) throw new RangeError(`limit must be at most ${TARGET_PAGE_MAX}, got ${limit}`);
+    const params: Record<string, unknown> = { limit, offset: countParam('offset', filter.offset, 0) };
     for (const column of ['node', 'namespace', 'pod'] as const) {
       const value = filter[column];
       if (value === undefined) continue;
       where.push(`${column} = @${column}`);
       params[column] = value;
     }
-    const sql = `${TARGETS_WITH_COUNTS}
-      SELECT node, targetKey, kind, pid, comm, cmdline, namespace, pod, podUid, container, containerId,
-             firstSeenMs, lastSeenMs, findingCount, openFindingCount
-      FROM counted ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
-      ORDER BY lastSeenMs DESC, node, targetKey LIMIT @limit`;
-    return this.stmt(sql).all(params) as TargetDbRow[];
+    const sql = `SELECT ${TARGET_COLUMNS}, ${NEXT_START_MS} FROM (
+        SELECT ${TARGET_COLUMNS} FROM targets ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
+        ORDER BY lastSeenMs DESC, node, targetKey LIMIT @limit OFFSET @offset
+      ) AS t ORDER BY lastSeenMs DESC, node, targetKey`;
+    const rows = this.stmt(sql).all(params) as TargetDbRow[];
+    return rows.map((r) => {
+      const { startMs: _startMs, nextStartMs: _nextStartMs, ...row } = r;
+      return { ...row, ...this.findingCountsOf(r) };
+    });
+  }
+
+  /** Findings about one target (see "Which findings are about a target" above). */
+  private findingCountsOf(t: Pick<TargetDbRow, 'node' | 'kind' | 'pid' | 'containerId' | 'startMs' | 'nextStartMs'>): { findingCount: number; openFindingCount: number } {
+    if (t.kind === 'container') {
+      if (t.containerId === null) return { findingCount: 0, openFindingCount: 0 };
+      return this.stmt(CONTAINER_FINDING_COUNTS).get(t.node, t.containerId) as { findingCount: number; openFindingCount: number };
+    }
+    if (t.pid === null) return { findingCount: 0, openFindingCount: 0 };
+    return this.stmt(PROCESS_FINDING_COUNTS).get({ node: t.node, pid: t.pid, startMs: t.startMs, nextStartMs: t.nextStartMs }) as { findingCount: number; openFindingCount: number };
   }
 
   /**
@@ -624,8 +632,8 @@ export class SqliteStore implements Store {
     if (report.findingUpdatesTrimmed > 0) log('retention: trimmed finding history', { updatesDeleted: report.findingUpdatesTrimmed, olderThanMs: cutoff });
 
     // Targets without findings, and their series.
-    const orphans = this.stmt(`${TARGETS_WITH_COUNTS}
-      SELECT node, targetKey FROM counted WHERE findingCount = 0 AND lastSeenMs < ?`).all(cutoff) as Array<{ node: string; targetKey: string }>;
+    const quiet = this.stmt(`SELECT ${TARGET_COLUMNS}, ${NEXT_START_MS} FROM targets AS t WHERE lastSeenMs < ?`).all(cutoff) as TargetDbRow[];
+    const orphans = quiet.filter((t) => this.findingCountsOf(t).findingCount === 0);
     if (orphans.length > 0) {
       const delSeries = this.stmt(`DELETE FROM series WHERE node = ? AND targetKey = ?`);
       const delTarget = this.stmt(`DELETE FROM targets WHERE node = ? AND targetKey = ?`);

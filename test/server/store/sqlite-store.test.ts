@@ -561,6 +561,57 @@ test('targets list with finding counts, telling apart incarnations of a reused p
   assert.equal(store.listTargets({ limit: 1 })[0]?.targetKey, `ctr:${ctr}`, 'most recently seen first');
 });
 
+test('targets come in pages: offset walks every target once, each page with its own counts; a page past 1000 is refused', (t) => {
+  const store = open(t, tempDir(t));
+  const t0 = NOW - HOUR;
+  // 240 process targets on 120 pids, two incarnations each (the second starts 30 min later), and
+  // one container; pid p has p % 4 findings, spread over both incarnations and both statuses.
+  const keys: string[] = [];
+  for (let pid = 1; pid <= 120; pid++) {
+    const a = `proc:${pid}:${t0}`;
+    const b = `proc:${pid}:${t0 + 30 * MIN}`;
+    store.ingestSeries('node-a', [targetInfo(a), targetInfo(b)], [point(a, t0 + pid * 1000, 1), point(b, t0 + 30 * MIN + pid * 1000, 1)]);
+    keys.push(a, b);
+  }
+  const ctrKey = `ctr:/kubepods/burstable/pod0f1e/${CTR_A}`;
+  store.ingestSeries('node-a', [targetInfo(ctrKey, { kind: 'container', pid: null, comm: null, cmdline: null })], [point(ctrKey, t0, 1)]);
+  keys.push(ctrKey);
+  const events: Array<{ change: FindingChange; finding: Finding }> = [];
+  const expected = new Map<string, [number, number]>(keys.map((k) => [k, [0, 0]]));
+  for (let pid = 1; pid <= 120; pid++) {
+    for (let i = 0; i < pid % 4; i++) {
+      const late = i % 2 === 1;
+      const resolved = i === 2;
+      const at = t0 + (late ? 40 : 10) * MIN + i;
+      events.push({ change: resolved ? 'resolve' : 'open', finding: growth(`g-${pid}-${i}`, at, { pid }) });
+      const key = `proc:${pid}:${late ? t0 + 30 * MIN : t0}`;
+      const [all, open] = expected.get(key)!;
+      expected.set(key, [all + 1, open + (resolved ? 0 : 1)]);
+      const [cAll, cOpen] = expected.get(ctrKey)!;
+      expected.set(ctrKey, [cAll + 1, cOpen + (resolved ? 0 : 1)]);
+    }
+  }
+  store.ingestFindings('node-a', events);
+
+  assert.equal(store.listTargets().length, 100, 'a page of 100 by default');
+  const walked: string[] = [];
+  for (let offset = 0; ; offset += 70) {
+    const page = store.listTargets({ limit: 70, offset });
+    for (const r of page) {
+      walked.push(r.targetKey);
+      assert.deepEqual([r.findingCount, r.openFindingCount], expected.get(r.targetKey), r.targetKey);
+    }
+    if (page.length < 70) break;
+  }
+  assert.equal(walked.length, keys.length);
+  assert.equal(new Set(walked).size, keys.length, 'no target twice, none left out');
+  const seen = walked.map((k) => store.listTargets({ limit: 1000 }).find((r) => r.targetKey === k)!.lastSeenMs);
+  assert.deepEqual(seen, [...seen].sort((a, b) => b - a), 'most recently seen first across pages');
+  assert.equal(store.listTargets({ limit: 1000 }).length, keys.length);
+  assert.throws(() => store.listTargets({ limit: 1001 }), /limit must be at most 1000/);
+  assert.throws(() => store.listTargets({ offset: -1 }), /offset must be a non-negative integer/);
+});
+
 test('series round-trip: ranges, re-sent points, thinning that keeps the peak', (t) => {
   const store = open(t, tempDir(t));
   const key = 'proc:4242:1000';
