@@ -318,7 +318,11 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
       await waitUntil(() => sockets.size === 0, DEFAULTS.socketCloseGraceMs);
       for (const s of sockets) s.ws.terminate();
       await waitUntil(() => sockets.size === 0, 500);
-      const httpDone = await Promise.race([serverClosed.then(() => true), sleep(DEFAULTS.httpCloseGraceMs).then(() => false)]);
+      // The grace timer is cleared once the server closed: left running, it would hold the process open.
+      let graceTimer: NodeJS.Timeout | undefined;
+      const graceOver = new Promise<false>((resolve) => (graceTimer = setTimeout(() => resolve(false), DEFAULTS.httpCloseGraceMs)));
+      const httpDone = await Promise.race([serverClosed.then(() => true), graceOver]);
+      clearTimeout(graceTimer);
       if (!httpDone) {
         server.closeAllConnections();
         await serverClosed;

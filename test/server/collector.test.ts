@@ -557,6 +557,21 @@ describe('collector: shutdown', () => {
   });
 });
 
+describe('collector: close leaves nothing running', () => {
+  const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+
+  it('clears its own timers, so the process can exit as soon as close() resolved', async () => {
+    const before = timers();
+    const t = await startTestCollector();
+    const a = await helloAgent(t.collector.agentUrl, t.tokens.agent, 'node-q');
+    await httpGet(t.collector.url, '/healthz', null);
+    await t.stop();
+    await a.closed;
+    // The HTTP grace period (5 s) must not stay behind as a pending timer once the server closed.
+    assert.equal(timers(), before, `timers left: ${process.getActiveResourcesInfo().join(', ')}`);
+  });
+});
+
 describe('collector: 200 agents at once', () => {
   it('acks every agent\'s findings and lists them all', async () => {
     const t = await startTestCollector();
