@@ -4,6 +4,7 @@
 // so nobody can grow the collector's (or Prometheus's) memory by sending junk.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { FindingKind } from '../protocol/findings.js';
+import type { Route } from './api.js';
 import type { AgentMessage } from '../protocol/messages.js';
 
 /** What a store write was for; one histogram series each. */
@@ -135,6 +136,24 @@ export function createCollectorMetrics(options: CollectorMetricsOptions = {}): C
     httpRequest(route, code) {
       const status = Number.isInteger(code) && code >= 100 && code <= 599 ? String(code) : 'other';
       httpRequests.inc({ route: routes.value(route), code: status });
+    },
+  };
+}
+
+/**
+ * GET /metrics without a token, as Prometheus scrapes any exporter: names and numbers only, no
+ * command lines or finding text. `extra` renders more expositions to append (the local agent's
+ * under `leakwatch up`).
+ */
+export function metricsRoute(metrics: CollectorMetrics, ...extra: Array<() => Promise<string>>): Route {
+  return {
+    method: 'GET',
+    path: '/metrics',
+    scope: null,
+    handle: async () => {
+      const parts = [await metrics.render()];
+      for (const render of extra) parts.push(await render());
+      return { status: 200, contentType: metrics.contentType, text: parts.join('\n') };
     },
   };
 }

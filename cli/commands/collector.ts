@@ -1,10 +1,11 @@
 // `leakwatch collector`: the collector as a long-running service. Logs are JSON lines on stderr;
-// SIGTERM/SIGINT drain and exit 0; retention runs at start and hourly.
+// /metrics (no token) for Prometheus; SIGTERM/SIGINT drain and exit 0; retention runs at start and hourly.
 import { InvalidArgumentError, type Command } from 'commander';
 import { existsSync, mkdirSync } from 'node:fs';
 import { createLogger } from '../../common/log.js';
 import { loadTokensFile } from '../../server/auth.js';
 import { startCollector } from '../../server/collector.js';
+import { createCollectorMetrics, metricsRoute } from '../../server/metrics.js';
 import { openStore } from '../../server/store/sqlite-store.js';
 import type { RetentionPolicy, Store } from '../../server/store/types.js';
 import { packageVersion } from '../package-info.js';
@@ -113,6 +114,7 @@ export function registerCollector(program: Command): void {
           log.error('retention failed', { error: err instanceof Error ? err.message : String(err) });
         }
       };
+      const metrics = createCollectorMetrics();
       let collector;
       try {
         retain();
@@ -127,6 +129,8 @@ export function registerCollector(program: Command): void {
           drainDelayMs: options.drainDelay,
           version: packageVersion(),
           log,
+          metrics,
+          extraRoutes: [metricsRoute(metrics)],
         });
       } catch (err) {
         store.close();
