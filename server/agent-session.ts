@@ -9,6 +9,7 @@ import type { Logger } from '../common/log.js';
 import type { AgentMessage, CollectorMessage, CommandMessage, FindingsMessage, HelloMessage, SeriesMessage } from '../protocol/messages.js';
 import { CloseCode, PROTOCOL_VERSION } from '../protocol/messages.js';
 import { seqOf, validateAgentMessage } from '../protocol/validate.js';
+import type { IngestBudget } from './ingest-budget.js';
 import type { IngestQueue } from './ingest-queue.js';
 import type { CollectorMetrics } from './metrics.js';
 import type { Store } from './store/types.js';
@@ -41,6 +42,8 @@ export interface SessionEnv {
   maxBadMessages: number;
   /** Findings and series go through here: committed in groups, answered in order. */
   ingest: IngestQueue;
+  /** Bytes of frames read but not yet stored, across agents; pauses reading when over. */
+  budget: IngestBudget;
   /** Make this session the one for its agent id; returns the session it replaces, if any. */
   claim(session: AgentSession): AgentSession | undefined;
   /** Forget this session (only if it is still the current one for its agent id). */
@@ -153,6 +156,9 @@ export class AgentSession {
     if (this.closed) return;
     this.alive = true;
     this.lastMessageMs = Date.now();
+    // Held from now until stored and answered, or until this frame's handling ends if nothing was queued.
+    const release = this.env.budget.hold(frameBytes(data));
+    let queued = false;
     try {
       if (isBinary) {
         // Snapshot bytes come with the snapshot issue; until then a binary frame is a bug in the peer.
@@ -177,11 +183,13 @@ export class AgentSession {
         this.bad(rawType, result.code, result.error, seqOf(parsed));
         return;
       }
-      this.handle(result.message);
+      queued = this.handle(result.message, release);
     } catch (err) {
       // Whatever went wrong with this frame stays with this frame: the collector keeps serving.
       this.env.log.error('agent message handler failed', { ...this.who(), error: err instanceof Error ? err.message : String(err) });
       this.sendError('internal', 'the collector failed to handle this message');
+    } finally {
+      if (!queued) release();
     }
   }
 
@@ -210,6 +218,9 @@ export class AgentSession {
     }
     clearTimeout(this.helloTimer);
     this.hello = hello;
+    // From hello on, this socket is read only while the ingest budget allows (before it, a peer
+    // has a single small frame to send, and pausing it would only run out its hello timer).
+    this.env.budget.add(this.ws);
     const previous = this.env.claim(this);
     if (previous) {
       this.env.log.info('agent reconnected; closing its previous connection', { ...this.who(), previousRemote: previous.remote });
@@ -221,28 +232,27 @@ export class AgentSession {
     this.send({ type: 'welcome', protocolVersion: PROTOCOL_VERSION, collectorVersion: this.env.collectorVersion, heartbeatIntervalMs: this.env.heartbeatIntervalMs });
   }
 
-  private handle(message: AgentMessage): void {
+  /** True when the message was queued for the store, which then owns `release`. */
+  private handle(message: AgentMessage, release: () => void): boolean {
     switch (message.type) {
       case 'hello':
         this.bad('hello', 'bad-message', 'hello was already received on this connection');
-        return;
+        return false;
       case 'findings':
-        this.ingestFindings(message);
-        return;
+        return this.ingestFindings(message, release);
       case 'series':
-        this.ingestSeries(message);
-        return;
+        return this.ingestSeries(message, release);
       case 'heartbeat':
         this.recordAgent(true, message.droppedFindings);
         this.env.metrics?.messageReceived('heartbeat', 'ok');
-        return;
+        return false;
       case 'command-result': {
         const p = this.pending.get(message.commandId);
         this.env.metrics?.messageReceived('command-result', 'ok');
         if (!p) {
           // A result that arrives after its command timed out is not the agent's fault.
           this.env.log.info('command result for no pending command', { ...this.who(), commandId: message.commandId });
-          return;
+          return false;
         }
         this.pending.delete(message.commandId);
         clearTimeout(p.timer);
@@ -250,33 +260,41 @@ export class AgentSession {
         if (message.result !== undefined) r.result = message.result;
         if (message.error !== undefined) r.error = message.error;
         p.resolve(r);
-        return;
+        return false;
       }
     }
   }
 
-  private ingestFindings(m: FindingsMessage): void {
+  private ingestFindings(m: FindingsMessage, release: () => void): boolean {
     const node = this.hello!.node;
     // An agent writes its own node's findings only: a mislabelled batch would file them under another node.
     const stray = m.events.findIndex((e) => e.finding.node !== node);
     if (stray >= 0) {
       this.bad('findings', 'node-mismatch', `events[${stray}].finding.node is "${m.events[stray]!.finding.node}", but this agent said hello as node "${node}"`, m.seq);
-      return;
+      return false;
     }
     if (m.events.length === 0) {
       this.stored('findings', m.seq, null);
-      return;
+      return false;
     }
-    this.env.ingest.findings(node, m.events, (err) => this.stored('findings', m.seq, err));
+    this.env.ingest.findings(node, m.events, (err) => {
+      release();
+      this.stored('findings', m.seq, err);
+    });
+    return true;
   }
 
-  private ingestSeries(m: SeriesMessage): void {
+  private ingestSeries(m: SeriesMessage, release: () => void): boolean {
     const node = this.hello!.node;
     if (m.targets.length === 0 && m.points.length === 0) {
       this.stored('series', m.seq, null);
-      return;
+      return false;
     }
-    this.env.ingest.series(node, m.targets, m.points, (err) => this.stored('series', m.seq, err));
+    this.env.ingest.series(node, m.targets, m.points, (err) => {
+      release();
+      this.stored('series', m.seq, err);
+    });
+    return true;
   }
 
   /** After the store returned: ack, or tell the agent it failed (no ack, so it sends again). */
@@ -306,6 +324,7 @@ export class AgentSession {
   private onClose(code: number, reason: string): void {
     this.closed = true;
     clearTimeout(this.helloTimer);
+    this.env.budget.delete(this.ws);
     for (const [id, p] of this.pending) {
       clearTimeout(p.timer);
       p.reject(new Error(`agent ${this.agentId ?? '?'} disconnected before answering command ${id}`));
@@ -320,4 +339,9 @@ export class AgentSession {
     if (wasCurrent && !this.replaced) this.recordAgent(false);
     this.env.log.info('agent disconnected', { ...this.who(), code, reason });
   }
+}
+
+function frameBytes(data: Buffer | Buffer[] | ArrayBuffer): number {
+  if (Array.isArray(data)) return data.reduce((n, b) => n + b.length, 0);
+  return data.byteLength;
 }

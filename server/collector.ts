@@ -13,6 +13,7 @@ import type { CommandMessage } from '../protocol/messages.js';
 import { AGENT_WS_PATH, CloseCode } from '../protocol/messages.js';
 import { AgentSession, type CommandResult, type LiveAgent, type SessionEnv } from './agent-session.js';
 import { apiRoutes, compileRoutes, createRequestHandler, hasTokenInQuery, remoteOf, securityHeaders, splitTarget, type ApiEnv, type Route, type RouteContext } from './api.js';
+import { IngestBudget, type IngestBudgetStats } from './ingest-budget.js';
 import { IngestQueue } from './ingest-queue.js';
 import { createTokenAuth, hasScope, type Identity, type TokenAuth, type TokenEntry } from './auth.js';
 import type { CollectorMetrics } from './metrics.js';
@@ -34,6 +35,12 @@ export interface CollectorOptions {
   tokens: readonly TokenEntry[] | TokenAuth;
   /** Largest WebSocket frame accepted; a larger one closes the connection with 1009. Default 16 MiB. */
   maxPayloadBytes?: number;
+  /**
+   * Bytes of agents' findings and series frames read but not yet stored, across agents, past
+   * which the collector stops reading from agent sockets until the store has written half of
+   * them (backpressure: agents keep the rest in their in-flight window and queues). Default 16 MiB.
+   */
+  ingestBudgetBytes?: number;
   /** Server ping period (dead peers are dropped after missing one) and the heartbeat asked of agents. Default 15 s. */
   heartbeatIntervalMs?: number;
   /** Time an agent has to send hello after connecting. Default 10 s. */
@@ -59,6 +66,8 @@ export interface Collector {
   close(): Promise<void>;
   /** Agents connected right now (after their hello). */
   agents(): LiveAgent[];
+  /** Agent frames held for the store right now, the peak, and whether reading is paused. */
+  ingestBudget(): IngestBudgetStats;
   /** Send a command to a connected agent and wait for its result (rejects if it is not connected, disconnects or times out). */
   sendCommand(agentId: string, command: CommandMessage['command'], options?: { timeoutMs?: number }): Promise<CommandResult>;
 }
@@ -66,6 +75,7 @@ export interface Collector {
 const DEFAULTS = {
   host: '127.0.0.1',
   maxPayloadBytes: 16 * 1024 * 1024,
+  ingestBudgetBytes: 16 * 1024 * 1024,
   heartbeatIntervalMs: 15_000,
   helloTimeoutMs: 10_000,
   maxBadMessages: 10,
@@ -97,9 +107,26 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
   };
 
   const ingest = new IngestQueue(store, options.metrics);
+  // Logged at most once a minute: under sustained overload reading pauses several times a second.
+  let pausesLoggedAtMs = 0;
+  let pausesLogged = 0;
+  const budget = new IngestBudget(options.ingestBudgetBytes ?? DEFAULTS.ingestBudgetBytes, (paused, stats) => {
+    if (!paused) return;
+    options.metrics?.ingestPaused();
+    if (Date.now() - pausesLoggedAtMs < 60_000) return;
+    log.info('agents outpace the store: reading from agents paused until it catches up', {
+      heldBytes: stats.heldBytes,
+      limitBytes: stats.limitBytes,
+      pausesSinceLastLog: stats.pauses - pausesLogged,
+    });
+    pausesLoggedAtMs = Date.now();
+    pausesLogged = stats.pauses;
+  });
+  options.metrics?.watchIngestBudget(() => budget.stats());
   const sessionEnv: SessionEnv = {
     store,
     ingest,
+    budget,
     log,
     ...(options.metrics ? { metrics: options.metrics } : {}),
     collectorVersion: options.version ?? 'unknown',
@@ -263,6 +290,11 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
   // A peer that has not answered the previous ping (nor sent anything) since is gone: drop it.
   const pinger = setInterval(() => {
     for (const s of sockets) {
+      if (s.ws.isPaused) {
+        // Paused by the ingest budget: its pong is unread, not missing. Pinged again once resumed.
+        s.alive = true;
+        continue;
+      }
       if (!s.alive) {
         log.warn('agent stopped answering pings; dropping it', { agentId: s.agentId ?? undefined, remote: s.remote });
         s.ws.terminate();
@@ -341,13 +373,14 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
     return closing;
   };
 
-  log.info('collector listening', { url, agentUrl, maxPayloadBytes: options.maxPayloadBytes ?? DEFAULTS.maxPayloadBytes });
+  log.info('collector listening', { url, agentUrl, maxPayloadBytes: options.maxPayloadBytes ?? DEFAULTS.maxPayloadBytes, ingestBudgetBytes: budget.limitBytes });
   return {
     url,
     agentUrl,
     port,
     close,
     agents: () => [...sessions.values()].map((s) => s.describe()).filter((a): a is LiveAgent => a !== null),
+    ingestBudget: () => budget.stats(),
     sendCommand(agentId, command, opts = {}) {
       const s = sessions.get(agentId);
       if (!s) return Promise.reject(new Error(`agent ${agentId} is not connected`));

@@ -86,6 +86,7 @@ describe('leakwatch collector', () => {
         [['--listen', 'localhost'], {}, /expected host:port/, 1],
         [['--listen', '127.0.0.1:70000'], {}, /expected host:port/, 1],
         [['--max-payload', '12 parsecs'], {}, /expected a size/, 1],
+        [['--ingest-budget', '0'], {}, /--ingest-budget .*expected a size/, 1],
         [['--retention-age', 'forever'], {}, /expected a duration/, 1],
         [['--tls-cert', join(dir, 'c.pem')], {}, /--tls-cert and --tls-key go together/, 2],
         [[], { LEAKWATCH_LISTEN: 'nonsense' }, /LEAKWATCH_LISTEN: expected host:port/, 2],
@@ -128,7 +129,7 @@ describe('leakwatch collector', () => {
     t.after(() => rmSync(dir, { recursive: true, force: true }));
     const env = { LEAKWATCH_DATA_DIR: join(dir, 'data'), LEAKWATCH_TOKENS_FILE: join(dir, 'tokens.json'), LEAKWATCH_LISTEN: '127.0.0.1:0' };
     assert.equal(run(['tokens', 'create', '--name', 'r', '--scopes', 'read'], env).status, 0);
-    const { url } = await startCollectorChild(t, env);
+    const { url } = await startCollectorChild(t, env, ['--ingest-budget', '1MiB']);
     assert.equal((await httpGet(url, '/api/v1/agents', null)).status, 401);
     const r = await httpGet(url, '/metrics', null);
     assert.equal(r.status, 200);
@@ -137,14 +138,15 @@ describe('leakwatch collector', () => {
     assert.match(r.body, /^leakwatch_collector_agents_connected 0$/m);
     assert.match(r.body, /^leakwatch_collector_http_requests_total\{route="\/api\/v1\/agents",code="401"\} 1$/m);
     assert.match(r.body, /^leakwatch_collector_process_resident_memory_bytes \d+/m);
+    assert.match(r.body, /^leakwatch_collector_ingest_budget_bytes 1048576$/m);
     const check = promtoolCheckMetrics(r.body);
     assert.ok(check.ok, check.output);
   });
 });
 
 /** `leakwatch collector` as a child process; resolves with its URL once it logged that it listens. Stopped with SIGTERM after the test. */
-async function startCollectorChild(t: TestContext, env: NodeJS.ProcessEnv): Promise<{ url: string; stderr: () => string }> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', child, 'collector'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+async function startCollectorChild(t: TestContext, env: NodeJS.ProcessEnv, args: string[] = []): Promise<{ url: string; stderr: () => string }> {
+  const proc = spawn(process.execPath, ['--import', 'tsx', child, 'collector', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   t.after(async () => {
     if (proc.exitCode !== null || proc.signalCode !== null) return;
     const exited = new Promise((resolve) => proc.on('exit', resolve));
