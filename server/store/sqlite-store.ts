@@ -122,6 +122,33 @@ interface FindingRow {
   detailsJson: string;
 }
 
+/** What ingest reads of a stored finding to decide whether and how to write a change. */
+interface StoredHead {
+  node: string;
+  status: FindingStatus;
+  updatedAt: number;
+  at: number;
+  kind: FindingKind;
+  namespace: string | null;
+  pod: string | null;
+  podUid: string | null;
+  container: string | null;
+  containerId: string | null;
+  pid: number | null;
+}
+
+function sameTarget(stored: StoredHead, kind: FindingKind, t: Finding['target']): boolean {
+  return (
+    stored.kind === kind &&
+    stored.namespace === t.namespace &&
+    stored.pod === t.pod &&
+    stored.podUid === t.podUid &&
+    stored.container === t.container &&
+    stored.containerId === t.containerId &&
+    stored.pid === t.pid
+  );
+}
+
 interface TargetDbRow {
   node: string;
   targetKey: string;
@@ -238,7 +265,7 @@ export class SqliteStore implements Store {
   ingestFindingBatches(batches: FindingBatch[]): IngestResult {
     const result: IngestResult = { applied: 0, unchanged: 0, rejected: 0 };
     const receivedMs = this.now();
-    const head = this.stmt(`SELECT node, status, updatedAt, at FROM findings WHERE id = ?`);
+    const head = this.stmt(`SELECT node, status, updatedAt, at, kind, namespace, pod, podUid, container, containerId, pid FROM findings WHERE id = ?`);
     const addEvent = this.stmt(`
       INSERT OR IGNORE INTO finding_events (findingId, change, atMs, status, summary, receivedMs)
       VALUES (?, ?, ?, ?, ?, ?)`);
@@ -253,6 +280,12 @@ export class SqliteStore implements Store {
         pid = excluded.pid, at = MIN(findings.at, excluded.at), updatedAt = excluded.updatedAt,
         summary = excluded.summary, targetJson = excluded.targetJson, detailsJson = excluded.detailsJson,
         receivedMs = excluded.receivedMs`);
+    // The usual change: same finding, same target, newer state. Only the columns that change are
+    // written, so the indexes on kind, namespace/pod, node/pid and node/container are left alone.
+    const advance = this.stmt(`
+      UPDATE findings SET status = @status, at = MIN(at, @at), updatedAt = @updatedAt, summary = @summary,
+        targetJson = @targetJson, detailsJson = @detailsJson, receivedMs = @receivedMs
+      WHERE id = @id`);
     const dropBlobRefs = this.stmt(`DELETE FROM finding_blobs WHERE findingId = ?`);
     const addBlobRef = this.stmt(`INSERT OR IGNORE INTO finding_blobs (findingId, sha256, sizeBytes) VALUES (?, ?, ?)`);
     const rejected: Array<{ id: string; node: string; ownerNode: string }> = [];
@@ -260,7 +293,7 @@ export class SqliteStore implements Store {
     this.db.transaction(() => {
       for (const batch of batches) {
         for (const { change, finding } of batch.events) {
-          const stored = head.get(finding.id) as { node: string; status: FindingStatus; updatedAt: number; at: number } | undefined;
+          const stored = head.get(finding.id) as StoredHead | undefined;
           if (stored && stored.node !== batch.node) {
             // Ids embed the node's name, so this is a bug or an agent speaking for another node.
             rejected.push({ id: finding.id, node: batch.node, ownerNode: stored.node });
@@ -281,7 +314,7 @@ export class SqliteStore implements Store {
           // leaves an unreferenced file that retention removes after its grace period.
           const { json, blobs } = this.storedDetails(finding);
           const t = finding.target;
-          upsert.run({
+          const row = {
             id: finding.id,
             kind: finding.kind,
             status,
@@ -298,8 +331,11 @@ export class SqliteStore implements Store {
             targetJson: JSON.stringify(t),
             detailsJson: json,
             receivedMs,
-          });
-          dropBlobRefs.run(finding.id);
+          };
+          if (stored && sameTarget(stored, finding.kind, t)) advance.run(row);
+          else upsert.run(row);
+          // Only spawn findings have blobs: a finding that never had any has no refs to drop.
+          if (blobs.length > 0 || finding.kind === 'suspicious-spawn' || stored?.kind === 'suspicious-spawn') dropBlobRefs.run(finding.id);
           for (const b of blobs) addBlobRef.run(finding.id, b.sha256, b.sizeBytes);
           result.applied++;
         }
@@ -376,14 +412,19 @@ export class SqliteStore implements Store {
         s.last = Math.max(s.last, p.atMs);
       }
     }
+    // A described target: its times widen (the row is new, or only lastSeenMs moves: the index on
+    // namespace/pod is not rewritten), and its description is rewritten only where it changed.
     const upsertTarget = this.stmt(`
       INSERT INTO targets (node, targetKey, kind, pid, startMs, comm, cmdline, namespace, pod, podUid, container, containerId, firstSeenMs, lastSeenMs)
       VALUES (@node, @targetKey, @kind, @pid, @startMs, @comm, @cmdline, @namespace, @pod, @podUid, @container, @containerId, @first, @last)
       ON CONFLICT (node, targetKey) DO UPDATE SET
-        kind = excluded.kind, pid = excluded.pid, startMs = excluded.startMs, comm = excluded.comm, cmdline = excluded.cmdline,
-        namespace = excluded.namespace, pod = excluded.pod, podUid = excluded.podUid, container = excluded.container,
-        containerId = excluded.containerId,
         firstSeenMs = MIN(targets.firstSeenMs, excluded.firstSeenMs), lastSeenMs = MAX(targets.lastSeenMs, excluded.lastSeenMs)`);
+    const describeTarget = this.stmt(`
+      UPDATE targets SET kind = @kind, pid = @pid, startMs = @startMs, comm = @comm, cmdline = @cmdline, namespace = @namespace,
+        pod = @pod, podUid = @podUid, container = @container, containerId = @containerId
+      WHERE node = @node AND targetKey = @targetKey AND NOT (kind IS @kind AND pid IS @pid AND startMs IS @startMs AND comm IS @comm
+        AND cmdline IS @cmdline AND namespace IS @namespace AND pod IS @pod AND podUid IS @podUid AND container IS @container
+        AND containerId IS @containerId)`);
     // Points may come without their target (it was sent with earlier points): only widen its times.
     const touchTarget = this.stmt(`
       INSERT INTO targets (node, targetKey, kind, pid, startMs, firstSeenMs, lastSeenMs)
@@ -399,7 +440,9 @@ export class SqliteStore implements Store {
       const described = new Set<string>();
       for (const t of targets) {
         const seen = seenByKey.get(t.targetKey) ?? { first: nowMs, last: nowMs };
-        upsertTarget.run({ ...t, node, startMs: processStartOf(t.targetKey), first: seen.first, last: seen.last });
+        const row = { ...t, node, startMs: processStartOf(t.targetKey), first: seen.first, last: seen.last };
+        upsertTarget.run(row);
+        describeTarget.run(row);
         described.add(t.targetKey);
       }
       for (const [targetKey, seen] of seenByKey) {
