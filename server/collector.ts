@@ -37,8 +37,8 @@ export interface CollectorOptions {
   maxPayloadBytes?: number;
   /**
    * Bytes of agents' findings and series frames read but not yet stored, across agents, past
-   * which the collector stops reading from agent sockets until the store has written half of
-   * them (backpressure: agents keep the rest in their in-flight window and queues). Default 16 MiB.
+   * which the collector stops reading from agent sockets until the store has written an eighth
+   * of them (backpressure: agents keep the rest in their in-flight window and queues). Default 8 MiB.
    */
   ingestBudgetBytes?: number;
   /** Server ping period (dead peers are dropped after missing one) and the heartbeat asked of agents. Default 15 s. */
@@ -75,7 +75,7 @@ export interface Collector {
 const DEFAULTS = {
   host: '127.0.0.1',
   maxPayloadBytes: 16 * 1024 * 1024,
-  ingestBudgetBytes: 16 * 1024 * 1024,
+  ingestBudgetBytes: 8 * 1024 * 1024,
   heartbeatIntervalMs: 15_000,
   helloTimeoutMs: 10_000,
   maxBadMessages: 10,

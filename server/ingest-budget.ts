@@ -3,8 +3,11 @@
 // with 4 batches in flight each can hand the collector far more than it can write. The budget
 // counts the bytes of the frames held, across agents: past `limitBytes` every agent socket is
 // paused (nothing more is read; TCP and the agents' in-flight window hold them back) until the
-// store has worked the held bytes down to half the limit. The limit is soft: a frame is never
-// refused, and each socket may deliver what it had already read (one read, ≤ 64 KiB) after pausing.
+// store has worked the held bytes down to 7/8 of the limit. The band is narrow on purpose: what
+// the sockets deliver on resume is parsed in one go, and a wide band (say, down to half of
+// 16 MiB) would stall the event loop, and every API request, for tens of milliseconds each time.
+// The limit is soft: a frame is never refused, and each socket may deliver what it had already
+// read (one read, ≤ 64 KiB) after pausing.
 
 /** What the budget pauses: a ws WebSocket's pause()/resume() stop and restart reading its socket. */
 export interface Pausable {
@@ -39,7 +42,7 @@ export class IngestBudget {
     private readonly onChange: (paused: boolean, stats: IngestBudgetStats) => void = () => {},
   ) {
     if (!Number.isSafeInteger(limitBytes) || limitBytes <= 0) throw new RangeError(`the ingest budget must be a positive number of bytes, got ${limitBytes}`);
-    this.resumeBelowBytes = Math.floor(limitBytes / 2);
+    this.resumeBelowBytes = Math.floor((limitBytes * 7) / 8);
   }
 
   /** A socket whose reading the budget controls from now on (paused at once if over). */

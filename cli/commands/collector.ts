@@ -77,7 +77,7 @@ export function registerCollector(program: Command): void {
     .option('--tls-cert <path>', 'PEM certificate: serve https and wss (needs --tls-key)')
     .option('--tls-key <path>', 'PEM private key for --tls-cert')
     .option('--max-payload <bytes>', 'largest WebSocket frame accepted from an agent', parseByteSize, 16 * 1024 * 1024)
-    .option('--ingest-budget <size>', 'agent batches held in memory for the store before reading from agents pauses (backpressure)', parseByteSize, 16 * 1024 * 1024)
+    .option('--ingest-budget <size>', 'agent batches held in memory for the store before reading from agents pauses (backpressure)', parseByteSize, 8 * 1024 * 1024)
     .option('--retention-age <duration>', 'delete findings resolved longer ago than this (e.g. 7d)', parseDurationMs, parseDurationMs('7d'))
     .option('--retention-bytes <size>', 'keep evidence and snapshot files under this total (e.g. 10GiB)', parseByteSize, parseByteSize('10GiB'))
     .option('--drain-delay <ms>', 'on SIGTERM, report not-ready this long before closing (for load balancers)', nonNegativeMs, 0)

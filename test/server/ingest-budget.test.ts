@@ -20,7 +20,7 @@ class FakeSocket implements Pausable {
 }
 
 describe('IngestBudget', () => {
-  it('pauses every socket past the limit, new ones too, and resumes them at half', () => {
+  it('pauses every socket past the limit, new ones too, and resumes them at 7/8 of it', () => {
     const changes: boolean[] = [];
     const budget = new IngestBudget(1000, (paused) => changes.push(paused));
     const a = new FakeSocket();
@@ -29,22 +29,24 @@ describe('IngestBudget', () => {
     budget.add(b);
     const r1 = budget.hold(600);
     assert.equal(a.paused || b.paused, false);
-    const r2 = budget.hold(600);
+    const r2 = budget.hold(300);
+    const r3 = budget.hold(200);
     assert.deepEqual([a.paused, b.paused, budget.paused], [true, true, true]);
     const late = new FakeSocket();
     budget.add(late);
     assert.equal(late.paused, true, 'a socket added while over starts paused');
-    r2();
-    // 600 held: under the limit, but above half of it: still paused (no flapping on every frame).
+    r3();
+    // 900 held: under the limit, but above 7/8 of it: still paused (no flapping on every frame).
     assert.deepEqual([a.paused, budget.paused], [true, true]);
+    r3();
+    assert.equal(budget.stats().heldBytes, 900, 'a release counts once');
     r2();
-    assert.equal(budget.stats().heldBytes, 600, 'a release counts once');
-    r1();
     assert.deepEqual([a.paused, b.paused, late.paused, budget.paused], [false, false, false, false]);
     budget.delete(b);
-    const r3 = budget.hold(5000);
+    r1();
+    const r4 = budget.hold(5000);
     assert.deepEqual([a.paused, b.paused], [true, false], 'a deleted socket is left alone');
-    r3();
+    r4();
     assert.deepEqual(changes, [true, false, true, false]);
     assert.deepEqual(budget.stats(), { limitBytes: 1000, heldBytes: 0, peakHeldBytes: 5000, heldFrames: 0, paused: false, pauses: 2 });
   });
