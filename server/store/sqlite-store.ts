@@ -894,6 +894,11 @@ function openDatabase(dataDir: string, dbPath: string, lockTimeoutMs: number, ch
     if (existsSync(`${dbPath}-wal`)) chmodSync(`${dbPath}-wal`, 0o600);
     db.pragma('synchronous = FULL');
     db.pragma('journal_size_limit = 67108864');
+    // Checkpoint every ~40 MiB of WAL instead of SQLite's 4 MiB: a group of 500 finding updates
+    // writes ~1,000 pages, so the default checkpointed after nearly every commit, on the event
+    // loop; the same hot index pages rewritten by ten commits are copied back once instead of ten
+    // times (measured: ~25 % less time per group commit, with a larger stall every ~10 commits).
+    db.pragma('wal_autocheckpoint = 10000');
     db.pragma('cache_size = -16000');
     if (checkOnOpen) {
       const problems = db.pragma('quick_check', { simple: false }) as Array<{ quick_check: string }>;
