@@ -959,7 +959,7 @@ test('a reopened store serves everything it had; the data dir is 0700 and the da
 
   store = open(t, dir);
   // What the durability claims rest on: WAL fsynced at every commit, the lock held, space reclaimable.
-  assert.deepEqual(store.describe(), { journalMode: 'wal', synchronous: 'FULL', lockingMode: 'exclusive', autoVacuum: 'incremental', schemaVersion: 2 });
+  assert.deepEqual(store.describe(), { journalMode: 'wal', synchronous: 'FULL', lockingMode: 'exclusive', autoVacuum: 'incremental', schemaVersion: MIGRATIONS.length });
   assert.equal(mode(dir), 0o700);
   assert.equal(mode(join(dir, 'leakwatch.db')), 0o600);
   assert.equal(mode(join(dir, 'leakwatch.db-wal')), 0o600);
@@ -1130,7 +1130,7 @@ test('a corrupt or foreign database file is a clear error', (t) => {
   raw.close();
   assert.throws(
     () => openStore(newer),
-    (err: unknown) => err instanceof StoreOpenError && err.reason === 'newer-schema' && /schema 99; this one knows up to 2/.test(err.message),
+    (err: unknown) => err instanceof StoreOpenError && err.reason === 'newer-schema' && new RegExp(`schema 99; this one knows up to ${MIGRATIONS.length}`).test(err.message),
   );
 });
 
@@ -1220,7 +1220,7 @@ test('a schema 1 database is upgraded in place: its findings kept, the indexes u
   assert.ok(v1Indexes.includes('findings_status') && v1Indexes.includes('findings_node'));
 
   const store = open(t, dir);
-  assert.equal(store.describe().schemaVersion, 2);
+  assert.equal(store.describe().schemaVersion, MIGRATIONS.length);
   assert.deepEqual(store.getFinding('growth-v1'), f);
   assert.deepEqual(store.listFindings({ node: 'node-a', status: 'open' }).map((x) => x.id), ['growth-v1']);
   store.close();
