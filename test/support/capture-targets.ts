@@ -9,12 +9,12 @@ import { join } from 'node:path';
 import { SpoolFullError, type CapturedFile, type SnapshotSink } from '../../agent/capture/types.js';
 
 /**
- * The leaking target: allocates `total` instances of class LeakyThing (each with ~1 KiB of
- * string) at `perTick` every 100 ms, then holds them. Prints `allocated <n>` after every tick and
+ * The leaking target: allocates `total` instances of class LeakyThing (each holding a ~1 KiB array)
+ * at `perTick` every 100 ms, then holds them. Prints `allocated <n>` after every tick and
  * `done <n>` when finished. Bounded by construction; the tests also run it in a memory cgroup.
  */
 export const LEAKY_TARGET_SOURCE = `
-class LeakyThing { constructor(i) { this.i = i; this.payload = 'leak'.repeat(250) + i; } }
+class LeakyThing { constructor(i) { this.i = i; this.data = new Array(120).fill(i); } }
 const kept = [];
 const total = Number(process.argv[2] || 20000);
 const perTick = Number(process.argv[3] || 2000);
