@@ -15,7 +15,7 @@ import { SpoolFullError, type CapturedFile, type SnapshotSink } from '../../agen
  */
 export const LEAKY_TARGET_SOURCE = `
 class LeakyThing { constructor(i) { this.i = i; this.data = new Array(120).fill(i); } }
-const kept = [];
+const kept = (globalThis.kept = []);
 const total = Number(process.argv[2] || 20000);
 const perTick = Number(process.argv[3] || 2000);
 const tick = setInterval(() => {
