@@ -3,6 +3,8 @@
 import { createHash, type Hash } from 'node:crypto';
 import { open, rm, type FileHandle } from 'node:fs/promises';
 
+const batchLimitBytes = 1024 * 1024;
+
 export class CaptureFile {
   private readonly hash: Hash = createHash('sha256');
   private bytesWritten = 0;
@@ -77,9 +79,12 @@ export class CaptureFile {
   private async drain(): Promise<void> {
     try {
       while (this.queue.length > 0) {
-        // Small chunks (Node 20 sends 100 KiB) are written together: fewer syscalls.
-        const batch = this.queue.length === 1 ? this.queue[0]! : Buffer.concat(this.queue.slice(0, 16));
-        const n = this.queue.length === 1 ? 1 : Math.min(16, this.queue.length);
+        // Small chunks (Node 20 sends 100 KiB) are written together, up to 1 MiB: fewer syscalls
+        // without a big copy (Node 22+ chunks are 1 MiB already and go alone).
+        let n = 1;
+        let size = this.queue[0]!.length;
+        while (n < this.queue.length && size + this.queue[n]!.length <= batchLimitBytes) size += this.queue[n++]!.length;
+        const batch = n === 1 ? this.queue[0]! : Buffer.concat(this.queue.slice(0, n), size);
         let off = 0;
         while (off < batch.length) {
           const { bytesWritten } = await this.fh.write(batch, off, batch.length - off);

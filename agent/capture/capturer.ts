@@ -28,7 +28,7 @@ export interface CaptureTuning {
   sampleMs?: number;
   /** Capture automatically on growth findings. Default true. */
   auto?: boolean;
-  /** Wait for the inspector to listen after SIGUSR1. Default 5 s. */
+  /** Wait for the inspector to listen after SIGUSR1. Default 10 s. */
   listenTimeoutMs?: number;
   nsenterPath?: string;
 }

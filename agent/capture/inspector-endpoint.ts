@@ -27,7 +27,7 @@ export interface InspectorHandle {
 
 export interface InspectorOptions {
   procRoot?: string;
-  /** How long to wait for the inspector to listen after SIGUSR1. Default 5 s. */
+  /** How long to wait for the inspector to listen after SIGUSR1. Default 10 s (a loaded node is slow to start the thread). */
   listenTimeoutMs?: number;
   signal?: AbortSignal;
   nsenterPath?: string;
@@ -125,7 +125,7 @@ export async function openInspector(target: Target, options: InspectorOptions = 
       throw new CaptureError('gone', `could not signal pid ${pid}: ${(err as Error).message}`, 'failed');
     }
     openedByUs = true;
-    const deadline = Date.now() + (options.listenTimeoutMs ?? 5_000);
+    const deadline = Date.now() + (options.listenTimeoutMs ?? 10_000);
     for (;;) {
       own = listenersOf(pid, procRoot);
       listener = pickListener(own, flags, before);
@@ -135,7 +135,7 @@ export async function openInspector(target: Target, options: InspectorOptions = 
         throw new CaptureError('port-in-use', `port ${flags.port} was taken by ${describeHolder(other.holder, procRoot)} while the target's inspector started: Node.js could not bind it`, 'failed');
       }
       if (Date.now() > deadline) {
-        throw new CaptureError('inspector-not-listening', `the target did not open its inspector within ${options.listenTimeoutMs ?? 5_000} ms of SIGUSR1`, 'failed');
+        throw new CaptureError('inspector-not-listening', `the target did not open its inspector within ${options.listenTimeoutMs ?? 10_000} ms of SIGUSR1`, 'failed');
       }
       await sleep(50, options.signal);
     }
