@@ -22,29 +22,58 @@ const MiB = 1024 * 1024;
 const targets = { ratioMax: 1.25, agentRssGrowthMiBMax: 64 };
 const sizesMiB = (process.env.LEAKWATCH_BENCH_SNAPSHOT_MIB ?? '100,400').split(',').map(Number);
 
-interface SizeResult {
-  heapTargetMiB: number;
-  heapUsedMiB: number;
-  snapshotBytes: number;
+interface RoundResult {
+  loadAverage: number;
   /** (a) v8.writeHeapSnapshot() inside the target. */
   inProcessMs: number;
   /** (b) leakwatch: trigger → file in the spool (sha256 on the way, fsynced). */
   leakwatchMs: number;
   /** The HeapProfiler.takeHeapSnapshot round trip within (b). */
   leakwatchSnapshotMs: number;
-  ratio: number;
   /** (c) longest event-loop stall of the target during (b). */
   targetPauseMs: number;
-  /** (d) */
+  /** (d) peak RSS of the agent process during (b) minus its RSS just before. */
   agentRssGrowthMiB: number;
   agentBaselineRssMiB: number;
+  /** The netns relay helper (a separate process): its peak RSS. */
   relayPeakRssMiB: number;
+  snapshotBytes: number;
+  ownSnapshotBytes: number;
   sha256Verified: boolean;
-  /** The target's RSS before, and its peak during (a) and during (b): what a snapshot costs the target. */
-  targetRssBeforeMiB: number;
+  /** What a snapshot costs the target: its peak RSS during (a) and during (b). */
   targetPeakRssDuringOwnMiB: number;
   targetPeakRssDuringCaptureMiB: number;
-  ownSnapshotBytes: number;
+}
+
+interface SizeResult {
+  heapTargetMiB: number;
+  heapUsedMiB: number;
+  snapshotBytes: number;
+  /** Medians over the rounds. */
+  inProcessMs: number;
+  leakwatchMs: number;
+  ratio: number;
+  targetPauseMs: number;
+  /** Worst round. */
+  agentRssGrowthMiB: number;
+  relayPeakRssMiB: number;
+  sha256Verified: boolean;
+  targetRssBeforeMiB: number;
+  targetPeakRssDuringCaptureMiB: number;
+  rounds: RoundResult[];
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((x, y) => x - y);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+/** Rounds per size: a 400 MiB heap takes minutes per snapshot on this machine. */
+function roundsFor(heapMiB: number): number {
+  const fixed = Number(process.env.LEAKWATCH_BENCH_SNAPSHOT_ROUNDS);
+  if (Number.isInteger(fixed) && fixed > 0) return fixed;
+  return heapMiB <= 150 ? 3 : 1;
 }
 
 function sha256File(path: string): Promise<string> {
@@ -104,46 +133,64 @@ async function measure(heapMiB: number, work: string, netnsName: string | null):
     const out = collectLines(target);
     const ready = await out.waitFor(/^ready /, 300_000);
     const heapUsed = Number(ready.split(' ')[2]);
-
-    const ownFile = join(work, `own-${heapMiB}.heapsnapshot`);
     const rssBeforeMiB = targetHwmMiB(target.pid!);
-    resetHwm(target.pid!);
-    const wrote = await send(target, out, `write ${ownFile}`, /^wrote /, 900_000);
-    const inProcessMs = Number(wrote.split(' ')[1]);
-    const ownBytes = statSync(ownFile).size;
-    rmSync(ownFile);
-    const targetPeakRssOwnMiB = targetHwmMiB(target.pid!);
-    resetHwm(target.pid!);
+    const rounds: RoundResult[] = [];
+    // (a) and (b) alternate round by round on the same target, so a noisy neighbour hits both alike.
+    for (let round = 0; round < roundsFor(heapMiB); round++) {
+      const loadAverage = os.loadavg()[0]!;
+      const ownFile = join(work, `own-${heapMiB}.heapsnapshot`);
+      resetHwm(target.pid!);
+      const wrote = await send(target, out, `write ${ownFile}`, /^wrote /, 900_000);
+      const inProcessMs = Number(wrote.split(' ')[1]);
+      const ownBytes = statSync(ownFile).size;
+      rmSync(ownFile);
+      const targetPeakRssOwnMiB = targetHwmMiB(target.pid!);
+      resetHwm(target.pid!);
 
-    await send(target, out, 'lag-reset', /^lag-reset$/, 10_000);
-    const spool = join(work, `spool-${heapMiB}`);
-    mkdirSync(spool);
-    const agent = await runAgent(target.pid!, spool);
-    const lag = await send(target, out, 'lag-report', /^lag /, 10_000);
-    const targetPeakRssCaptureMiB = targetHwmMiB(target.pid!);
-    if (agent.outcome !== 'captured') throw new Error(`capture ${String(agent.outcome)}: ${String(agent.reason)}`);
-    const path = agent.path as string;
-    const verified = (await sha256File(path)) === agent.sha256 && statSync(path).size === agent.bytes;
-    rmSync(spool, { recursive: true, force: true });
-    const leakwatchMs = agent.totalMs as number;
-    console.log(`  ${heapMiB} MiB: own file ${(ownBytes / MiB).toFixed(0)} MiB, leakwatch file ${((agent.bytes as number) / MiB).toFixed(0)} MiB`);
+      await send(target, out, 'lag-reset', /^lag-reset$/, 10_000);
+      const spool = join(work, `spool-${heapMiB}-${round}`);
+      mkdirSync(spool);
+      const agent = await runAgent(target.pid!, spool);
+      const lag = await send(target, out, 'lag-report', /^lag /, 10_000);
+      const targetPeakRssCaptureMiB = targetHwmMiB(target.pid!);
+      if (agent.outcome !== 'captured') throw new Error(`capture ${String(agent.outcome)}: ${String(agent.reason)}`);
+      const path = agent.path as string;
+      const verified = (await sha256File(path)) === agent.sha256 && statSync(path).size === agent.bytes;
+      rmSync(spool, { recursive: true, force: true });
+      const r: RoundResult = {
+        loadAverage,
+        inProcessMs,
+        leakwatchMs: agent.totalMs as number,
+        leakwatchSnapshotMs: agent.snapshotMs as number,
+        targetPauseMs: Number(lag.split(' ')[1]),
+        agentRssGrowthMiB: ((agent.agentPeakRssBytes as number) - (agent.agentBaselineRssBytes as number)) / MiB,
+        agentBaselineRssMiB: (agent.agentBaselineRssBytes as number) / MiB,
+        relayPeakRssMiB: (agent.relayPeakRssBytes as number) / MiB,
+        snapshotBytes: agent.bytes as number,
+        ownSnapshotBytes: ownBytes,
+        sha256Verified: verified,
+        targetPeakRssDuringOwnMiB: targetPeakRssOwnMiB,
+        targetPeakRssDuringCaptureMiB: targetPeakRssCaptureMiB,
+      };
+      rounds.push(r);
+      console.log(`  ${heapMiB} MiB round ${round + 1}: (a) ${(r.inProcessMs / 1000).toFixed(1)} s, (b) ${(r.leakwatchMs / 1000).toFixed(1)} s, load ${loadAverage.toFixed(1)}`);
+    }
+    const a = median(rounds.map((r) => r.inProcessMs));
+    const bMs = median(rounds.map((r) => r.leakwatchMs));
     return {
       heapTargetMiB: heapMiB,
       heapUsedMiB: heapUsed / MiB,
-      snapshotBytes: agent.bytes as number,
-      inProcessMs,
-      leakwatchMs,
-      leakwatchSnapshotMs: agent.snapshotMs as number,
-      ratio: leakwatchMs / inProcessMs,
-      targetPauseMs: Number(lag.split(' ')[1]),
-      agentRssGrowthMiB: ((agent.agentPeakRssBytes as number) - (agent.agentBaselineRssBytes as number)) / MiB,
-      agentBaselineRssMiB: (agent.agentBaselineRssBytes as number) / MiB,
-      relayPeakRssMiB: (agent.relayPeakRssBytes as number) / MiB,
-      sha256Verified: verified,
+      snapshotBytes: rounds[0]!.snapshotBytes,
+      inProcessMs: a,
+      leakwatchMs: bMs,
+      ratio: bMs / a,
+      targetPauseMs: median(rounds.map((r) => r.targetPauseMs)),
+      agentRssGrowthMiB: Math.max(...rounds.map((r) => r.agentRssGrowthMiB)),
+      relayPeakRssMiB: Math.max(...rounds.map((r) => r.relayPeakRssMiB)),
+      sha256Verified: rounds.every((r) => r.sha256Verified),
       targetRssBeforeMiB: rssBeforeMiB,
-      targetPeakRssDuringOwnMiB: targetPeakRssOwnMiB,
-      targetPeakRssDuringCaptureMiB: targetPeakRssCaptureMiB,
-      ownSnapshotBytes: ownBytes,
+      targetPeakRssDuringCaptureMiB: Math.max(...rounds.map((r) => r.targetPeakRssDuringCaptureMiB)),
+      rounds,
     };
   } finally {
     await killAndWait(target);
@@ -167,6 +214,7 @@ export async function run(): Promise<unknown> {
   const row = (r: SizeResult): string =>
     `  heap ${r.heapUsedMiB.toFixed(0).padStart(4)} MiB  file ${(r.snapshotBytes / MiB).toFixed(0).padStart(4)} MiB  (a) ${(r.inProcessMs / 1000).toFixed(1)} s  (b) ${(r.leakwatchMs / 1000).toFixed(1)} s  (b)/(a) ${r.ratio.toFixed(2)}  (c) pause ${(r.targetPauseMs / 1000).toFixed(1)} s  (d) agent +${r.agentRssGrowthMiB.toFixed(1)} MiB, relay ${r.relayPeakRssMiB.toFixed(0)} MiB; target RSS ${r.targetRssBeforeMiB.toFixed(0)} → peak ${r.targetPeakRssDuringCaptureMiB.toFixed(0)} MiB`;
   for (const r of results) console.log(row(r));
+  console.log('  (a), (b), (c): medians over the rounds; (d): the worst round');
   const summary = {
     bench: 'snapshot',
     atMs: Date.now(),
@@ -182,6 +230,7 @@ export async function run(): Promise<unknown> {
       sha256: results.every((r) => r.sha256Verified),
     },
     notes: [
+      '(a) and (b) alternate round by round on the same target; inProcessMs, leakwatchMs, ratio and targetPauseMs are medians over the rounds, agentRssGrowthMiB the worst round.',
       '(b) runs in its own process (bench/support/snapshot-agent.ts) so its RSS is the agent side alone; its peak is VmHWM reset just before the capture.',
       'The netns relay is a separate process (node -e, under nsenter); its peak RSS is listed apart from the agent.',
       '(b) ends when the spool accepted the file: written, sha256 computed on the way, fsynced; the sha256 is re-checked by reading the file back afterwards (not timed).',
