@@ -37,6 +37,9 @@ interface RoundResult {
   agentBaselineRssMiB: number;
   /** The netns relay helper (a separate process): its peak RSS. */
   relayPeakRssMiB: number;
+  /** CPU time the agent and the relay spent during (b) (on 2 CPUs, it competes with the target). */
+  agentCpuMs: number;
+  relayCpuMs: number;
   snapshotBytes: number;
   ownSnapshotBytes: number;
   sha256Verified: boolean;
@@ -166,6 +169,8 @@ async function measure(heapMiB: number, work: string, netnsName: string | null):
         agentRssGrowthMiB: ((agent.agentPeakRssBytes as number) - (agent.agentBaselineRssBytes as number)) / MiB,
         agentBaselineRssMiB: (agent.agentBaselineRssBytes as number) / MiB,
         relayPeakRssMiB: (agent.relayPeakRssBytes as number) / MiB,
+        agentCpuMs: agent.agentCpuMs as number,
+        relayCpuMs: agent.relayCpuMs as number,
         snapshotBytes: agent.bytes as number,
         ownSnapshotBytes: ownBytes,
         sha256Verified: verified,
@@ -173,7 +178,7 @@ async function measure(heapMiB: number, work: string, netnsName: string | null):
         targetPeakRssDuringCaptureMiB: targetPeakRssCaptureMiB,
       };
       rounds.push(r);
-      console.log(`  ${heapMiB} MiB round ${round + 1}: (a) ${(r.inProcessMs / 1000).toFixed(1)} s, (b) ${(r.leakwatchMs / 1000).toFixed(1)} s, load ${loadAverage.toFixed(1)}`);
+      console.log(`  ${heapMiB} MiB round ${round + 1}: (a) ${(r.inProcessMs / 1000).toFixed(1)} s, (b) ${(r.leakwatchMs / 1000).toFixed(1)} s (agent CPU ${(r.agentCpuMs / 1000).toFixed(1)} s, relay CPU ${(r.relayCpuMs / 1000).toFixed(1)} s), load ${loadAverage.toFixed(1)}`);
     }
     const a = median(rounds.map((r) => r.inProcessMs));
     const bMs = median(rounds.map((r) => r.leakwatchMs));

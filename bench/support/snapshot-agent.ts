@@ -42,13 +42,25 @@ await new Promise((r) => setTimeout(r, 200));
 writeFileSync('/proc/self/clear_refs', '5');
 const baselineKiB = statusKiB('self', 'VmRSS');
 let helperPeakKiB = 0;
+const helperCpuTicks = new Map<number, number>();
 const poll = setInterval(() => {
-  for (const c of childPids()) helperPeakKiB = Math.max(helperPeakKiB, statusKiB(c, 'VmRSS'));
+  for (const c of childPids()) {
+    helperPeakKiB = Math.max(helperPeakKiB, statusKiB(c, 'VmRSS'));
+    try {
+      // utime + stime (fields 14, 15), counted after the comm's closing parenthesis.
+      const f = readFileSync(`/proc/${c}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      helperCpuTicks.set(c, Number(f[11]) + Number(f[12]));
+    } catch {
+      // exited
+    }
+  }
 }, 20);
+const cpu0 = process.cpuUsage();
 const t0 = performance.now();
 const report = await capturer.capture({ process: target, kind: 'heapsnapshot', trigger: 'on-demand' });
 const totalMs = performance.now() - t0;
 clearInterval(poll);
+const cpu = process.cpuUsage(cpu0);
 const peakKiB = statusKiB('self', 'VmHWM');
 const file = sink.accepted[0];
 process.stdout.write(
@@ -64,6 +76,8 @@ process.stdout.write(
     agentBaselineRssBytes: baselineKiB * 1024,
     agentPeakRssBytes: peakKiB * 1024,
     relayPeakRssBytes: helperPeakKiB * 1024,
+    agentCpuMs: (cpu.user + cpu.system) / 1000,
+    relayCpuMs: [...helperCpuTicks.values()].reduce((a, b) => a + b, 0) * 10,
   }) + '\n',
 );
 sampler.close();
