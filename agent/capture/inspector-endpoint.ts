@@ -9,7 +9,7 @@ import { CdpSession } from './cdp-session.js';
 import { CaptureError } from './capture-error.js';
 import { InspectFlagError, parseInspectorFlags, readNodeOptions, type InspectorFlags } from './inspect-flags.js';
 import { directConnector, startNetnsRelay, type Connector } from './netns-relay.js';
-import { connectHost, listenersOf, netNamespaceOf, readNamespaceListeners, socketHolder, type TcpListener } from './proc-sockets.js';
+import { connectHost, listenersOf, netNamespaceOf, readNamespaceListeners, socketHolder, socketInodes, type TcpListener } from './proc-sockets.js';
 import { readSignalMasks, sigusr1Verdict } from './signals.js';
 
 export interface InspectorHandle {
@@ -68,11 +68,17 @@ function pickListener(own: TcpListener[], flags: InspectorFlags, before: Set<num
 
 function portHeldByOther(target: number, flags: InspectorFlags, procRoot: string): { listener: TcpListener; holder: number | null } | null {
   if (flags.port === 0) return null;
-  const own = new Set(listenersOf(target, procRoot).map((l) => l.inode));
-  const held = readNamespaceListeners(target, procRoot).find((l) => l.port === flags.port && !own.has(l.inode));
+  const onPort = readNamespaceListeners(target, procRoot).filter((l) => l.port === flags.port);
+  if (onPort.length === 0) return null;
+  // The target's sockets are read after the namespace's: a listener it opened between the two
+  // reads (its inspector starting right now) must not pass for someone else's.
+  const own = socketInodes(target, procRoot);
+  const held = onPort.find((l) => !own.has(l.inode));
   if (!held) return null;
   const netns = netNamespaceOf(target, procRoot);
-  return { listener: held, holder: netns ? socketHolder(held.inode, netns, procRoot) : null };
+  const holder = netns ? socketHolder(held.inode, netns, procRoot) : null;
+  if (holder === target) return null;
+  return { listener: held, holder };
 }
 
 export async function openInspector(target: Target, options: InspectorOptions = {}): Promise<InspectorHandle> {
