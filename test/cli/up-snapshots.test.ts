@@ -12,21 +12,11 @@ import { join } from 'node:path';
 import { freePort } from '../support/net.js';
 import { createFakePod, fakeNodeAvailability, type FakePod } from '../support/fake-node.js';
 import { runCli, startCli } from '../support/cli.js';
-import { collectLines, countObjectsOfClass, isAlive, writeTargetScript } from '../support/capture-targets.js';
+import { collectLines, countObjectsOfClass, isAlive, waitUntil, writeTargetScript } from '../support/capture-targets.js';
 
 const availability = fakeNodeAvailability();
 const MiB = 1024 * 1024;
 const ALLOCATED = 20_000;
-
-async function waitFor<T>(what: string, fn: () => T | undefined, timeoutMs: number): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = fn();
-    if (v !== undefined) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
 
 describe('leakwatch up: snapshots take, ls and pull', { skip: availability.ok ? false : `SKIP: ${availability.ok ? '' : availability.reason}`, timeout: 180_000 }, () => {
   let dir: string;
@@ -47,7 +37,7 @@ describe('leakwatch up: snapshots take, ls and pull', { skip: availability.ok ? 
     // No automatic captures: this test is about the on-demand path, and the target does not grow.
     up = startCli(['up', '--data-dir', join(dir, 'data'), '--listen', `127.0.0.1:${port}`, '--pod-log-root', pod.podLogRoot, '--no-auto-capture']);
     up.stdout!.on('data', (c: Buffer) => (out += c.toString()));
-    await waitFor('leakwatch up to start', () => (out.includes('Ctrl-C to stop') ? true : undefined), 30_000);
+    await waitUntil(() => out.includes('Ctrl-C to stop'), 30_000, 'leakwatch up to start');
     env = { LEAKWATCH_URL: `http://127.0.0.1:${port}`, LEAKWATCH_TOKEN: readFileSync(join(dir, 'data', 'local-token'), 'utf8').trim() };
     // The collector learns which node runs the pod from the agent's targets; give it a few passes.
     await new Promise((r) => setTimeout(r, 4000));
