@@ -10,7 +10,8 @@ import { startAgent, type AgentRuntime } from '../../../agent/runtime.js';
 import { listenersOf } from '../../../agent/capture/proc-sockets.js';
 import type { CaptureReport } from '../../../protocol/snapshots.js';
 import { createFakePod, fakeNodeAvailability, type FakePod } from '../../support/fake-node.js';
-import { collectLines, countObjectsOfClass, createNetns, DirSink, isAlive, netnsAvailability, tempDir, waitUntil, writeTargetScript } from '../../support/capture-targets.js';
+import { collectLines, createNetns, DirSink, isAlive, netnsAvailability, tempDir, waitUntil, writeTargetScript } from '../../support/capture-targets.js';
+import { devtoolsClassCount } from '../../support/devtools-peer.js';
 
 const MiB = 1024 * 1024;
 const fake = fakeNodeAvailability();
@@ -75,7 +76,8 @@ describe('automatic capture on growth, through nsenter', { skip }, () => {
     for (const f of sink.accepted) {
       assert.equal(statSync(f.path).mode & 0o777, 0o600);
       assert.equal(createHash('sha256').update(readFileSync(f.path)).digest('hex'), f.sha256);
-      const { count } = countObjectsOfClass(f.path, 'LeakyThing');
+      // Parsed by a peer: Chrome DevTools' own snapshot code (heap-snapshot-toolkit).
+      const count = await devtoolsClassCount(f.path, 'LeakyThing');
       // What the target said it held before this snapshot started is all in it (nothing is freed).
       const before = out.timed.filter((t) => t.atMs <= f.meta.takenAtMs && /^(allocated|done) /.test(t.line)).at(-1);
       const allocated = Number(before?.line.split(' ')[1] ?? 0);
