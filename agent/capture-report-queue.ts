@@ -3,12 +3,13 @@
 // collector acknowledged it: a refusal recorded while the collector is away, or just before the
 // agent restarts, still reaches it. Bounded by count (reports are small); past it the oldest go,
 // logged and counted.
-import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Logger } from '../common/log.js';
 import { silentLogger } from '../common/log.js';
 import type { CaptureReport } from '../protocol/snapshots.js';
 import { validateCaptureReport } from '../protocol/validate.js';
+import { writeFileDurably } from '../common/durable-file.js';
 
 export interface QueuedReport {
   report: CaptureReport;
@@ -43,7 +44,7 @@ export class CaptureReportQueue {
     const checked = validateCaptureReport(report);
     if (!checked.ok) throw new Error(`capture report does not match the protocol: ${checked.error}`);
     if (this.items.some((i) => i.report.captureId === report.captureId)) return;
-    if (this.dir) writeAtomically(join(this.dir, `${report.captureId}.json`), JSON.stringify(checked.value));
+    if (this.dir) writeFileDurably(join(this.dir, `${report.captureId}.json`), JSON.stringify(checked.value));
     this.items.push({ report: checked.value, wireSeq: null, sentAtMs: 0 });
     while (this.items.length > this.maxReports) {
       const oldest = this.items.findIndex((i) => i.wireSeq === null);
@@ -125,14 +126,3 @@ export class CaptureReportQueue {
   }
 }
 
-function writeAtomically(path: string, text: string): void {
-  const tmp = `${path}.tmp`;
-  writeFileSync(tmp, text, { mode: 0o600 });
-  const fd = openSync(tmp, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
-}

@@ -15,6 +15,8 @@ import { Uplink, type UplinkOptions, type UplinkState } from './uplink.js';
 import { CaptureReportQueue } from './capture-report-queue.js';
 import type { SnapshotSpool } from './snapshot-spool.js';
 import { silentLogger, type Logger } from '../common/log.js';
+import { Capturer, type CaptureTuning } from './capture/capturer.js';
+import type { CaptureReportSink, ProbeRegistry, SnapshotSink } from './capture/types.js';
 import type { Finding } from '../protocol/findings.js';
 import type { SeriesPoint, TargetInfo } from '../protocol/messages.js';
 
@@ -88,6 +90,11 @@ export interface AgentRuntimeOptions {
   log?: Logger;
   /** Called after every pass (metrics, liveness); an exception in it is logged, never fatal. */
   onPass?: (pass: AgentPass) => void;
+  /**
+   * Heap snapshots of Node.js targets (agent/capture/): automatic pairs on growth findings and the
+   * collector's `snapshot` command. Files go to sink (the outgoing snapshot spool), reports to reports.
+   */
+  capture?: CaptureTuning & { sink: SnapshotSink; reports: CaptureReportSink; probes?: ProbeRegistry };
 }
 
 export interface AgentStats {
@@ -110,6 +117,8 @@ export interface AgentRuntime {
   /** Null without a collector. Register command handlers with uplink.onCommand(). */
   readonly uplink: Uplink | null;
   readonly queue: DiskQueue | null;
+  /** Null unless options.capture was given. */
+  readonly capturer: Capturer | null;
   stats(): AgentStats;
   /** Stop the loop and deliver what can be delivered within flushMs (default 2 s). */
   close(options?: { flushMs?: number }): Promise<void>;
@@ -162,6 +171,23 @@ export function startAgent(options: AgentRuntimeOptions): AgentRuntime {
     throw err;
   }
   const series = uplink ? new TargetSeries({ ...options.series, warn }) : null;
+  let capturer: Capturer | null = null;
+  if (options.capture) {
+    const { sink, reports, probes, ...tuning } = options.capture;
+    capturer = new Capturer({
+      ...tuning,
+      node: options.nodeName,
+      sink,
+      reports,
+      ...(probes ? { probes } : {}),
+      hierarchy: sampler.memoryHierarchy,
+      procRoot: sampler.procRoot,
+      processes: () => watcher.latestSample?.processes ?? [],
+      log,
+    });
+    const c = capturer;
+    uplink?.onCommand('snapshot', (command, context) => c.handleCommand(command, context));
+  }
 
   uplink?.onCommand('ping', () => ({ node: options.nodeName, atMs: Date.now(), version: options.version ?? '0.0.0-unknown' }));
   uplink?.start();
@@ -214,6 +240,8 @@ export function startAgent(options: AgentRuntimeOptions): AgentRuntime {
     } catch (err) {
       error = error ?? `handing findings to the uplink failed: ${errorText(err)}`;
     }
+    // Captures run beside the loop (they take seconds to minutes); their reports say how they went.
+    if (capturer && sample && events.length > 0) capturer.observe(events, sample.processes, atMs);
     const durationMs = performance.now() - started;
     stats.passes++;
     stats.lastPassAtMs = atMs;
@@ -252,6 +280,7 @@ export function startAgent(options: AgentRuntimeOptions): AgentRuntime {
       stopped = true;
       if (timer) clearTimeout(timer);
       timer = null;
+      if (capturer) await capturer.close();
       // A pass stuck in a hung read must not hold the exit past the deadline.
       if (running) await within(running, deadline - Date.now());
       try {
@@ -273,6 +302,7 @@ export function startAgent(options: AgentRuntimeOptions): AgentRuntime {
     sampler,
     uplink,
     queue,
+    capturer,
     close,
     stats: () => ({
       ...stats,

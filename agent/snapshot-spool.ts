@@ -5,13 +5,14 @@
 // complete snapshot whatever crashed when. A file leaves only when the collector said
 // `snapshot-stored` (or refused it for good). When a capture would not fit, accept() throws
 // SpoolFullError: the new capture is refused and reported, the older ones are never dropped.
-import { closeSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, chmodSync, unlinkSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, chmodSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
 import type { Logger } from '../common/log.js';
 import { silentLogger } from '../common/log.js';
 import { SNAPSHOT_ID_PATTERN, type SnapshotMeta } from '../protocol/snapshots.js';
 import { validateSnapshotMeta } from '../protocol/validate.js';
 import { SpoolFullError, type CapturedFile, type SnapshotSink } from './capture/types.js';
+import { errorText, fsyncDir, removeQuietly, writeFileDurably } from '../common/durable-file.js';
 
 export const DEFAULT_SNAPSHOT_SPOOL_MAX_BYTES = 2 * 1024 ** 3;
 const SHA256_PATTERN = /^[0-9a-f]{64}$/;
@@ -110,7 +111,7 @@ export class SnapshotSpool implements SnapshotSink {
     const path = join(this.dir, `${id}.${meta.kind}`);
     const entry: SpooledSnapshot = { meta, bytes: file.bytes, sha256: file.sha256, acceptedAtMs: this.now(), path };
     // Sidecar first: bytes without a sidecar could never be uploaded; a sidecar without bytes is dropped at rescan.
-    writeAtomically(join(this.dir, `${id}.json`), JSON.stringify({ meta, bytes: entry.bytes, sha256: entry.sha256, acceptedAtMs: entry.acceptedAtMs }));
+    writeFileDurably(join(this.dir, `${id}.json`), JSON.stringify({ meta, bytes: entry.bytes, sha256: entry.sha256, acceptedAtMs: entry.acceptedAtMs }), { syncDir: true });
     try {
       chmodSync(file.path, 0o600);
       renameSync(file.path, path);
@@ -213,36 +214,6 @@ function readEntry(sidecarPath: string, dataPath: string): SpooledSnapshot | nul
   }
 }
 
-function writeAtomically(path: string, text: string): void {
-  const tmp = `${path}.tmp`;
-  writeFileSync(tmp, text, { mode: 0o600 });
-  const fd = openSync(tmp, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
-  fsyncDir(dirname(path));
-}
 
-function fsyncDir(dir: string): void {
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
 
-function removeQuietly(path: string): void {
-  try {
-    unlinkSync(path);
-  } catch {
-    // already gone
-  }
-}
 
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}

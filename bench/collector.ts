@@ -95,6 +95,16 @@ function markdownTable(header: string[], rows: string[][]): string {
   return [line(header), line(header.map((_, i) => (i === 0 ? '---' : '---:'))), ...rows.map(line)].join('\n');
 }
 
+/** /proc/pressure/cpu "some avg60" (percent), or null where PSI is not available. */
+function cpuPressure(): number | null {
+  try {
+    const m = /^some avg10=[\d.]+ avg60=([\d.]+)/m.exec(readFileSync('/proc/pressure/cpu', 'utf8'));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
 function dirBytes(dir: string): number {
   let total = 0;
   for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
@@ -122,6 +132,9 @@ function mountOf(path: string): string {
 
 export async function run(): Promise<unknown> {
   const startedAt = Date.now();
+  // Other work on this machine competes for its CPUs: the load when the run began says how quiet it was.
+  const loadAvgAtStart = os.loadavg().map((x) => Math.round(x * 100) / 100);
+  const cpuPressureAtStart = cpuPressure();
   let build: BenchBuild | null = null;
   let tmp: string | null = null;
   let collector: CollectorProcess | null = null;
@@ -296,6 +309,12 @@ export async function run(): Promise<unknown> {
         cpus: cpuCount,
         cpuModel: os.cpus()[0]?.model ?? 'unknown',
         memTotalBytes: os.totalmem(),
+        loadAvgAtStart,
+        loadAvgAtEnd: os.loadavg().map((x) => Math.round(x * 100) / 100),
+        // Share of the last 60 s in which some runnable task waited for a CPU (PSI): the plainest
+        // sign that other work took CPU from this run.
+        cpuPressureSomeAvg60AtStart: cpuPressureAtStart,
+        cpuPressureSomeAvg60AtEnd: cpuPressure(),
         dataDisk: mountOf(dataDir),
       },
       method: {
@@ -375,7 +394,7 @@ export async function run(): Promise<unknown> {
     // ---- report
     const ackRun = result.run.agentAckLatencyMs;
     console.log('');
-    console.log(`${AGENTS} agents, ${cpuCount} CPUs (${result.machine.cpuModel}), ${result.machine.kernel}, node ${process.version}`);
+    console.log(`${AGENTS} agents, ${cpuCount} CPUs (${result.machine.cpuModel}), ${result.machine.kernel}, node ${process.version}; load average at start ${loadAvgAtStart.join(' / ')}, CPU pressure (PSI some avg60) ${cpuPressureAtStart ?? 'n/a'} % at start, ${result.machine.cpuPressureSomeAvg60AtEnd ?? 'n/a'} % at end`);
     console.log('');
     console.log(
       markdownTable(

@@ -10,6 +10,7 @@ import type { AgentMessage, CollectorMessage, CommandMessage, FindingsMessage, H
 import { CloseCode, PROTOCOL_VERSION } from '../protocol/messages.js';
 import { seqOf, validateAgentMessage } from '../protocol/validate.js';
 import type { LiveEvent } from './events.js';
+import type { IngestBudget } from './ingest-budget.js';
 import type { IngestQueue } from './ingest-queue.js';
 import type { CollectorMetrics } from './metrics.js';
 import type { Store } from './store/types.js';
@@ -46,6 +47,8 @@ export interface SessionEnv {
   ingest: IngestQueue;
   /** Snapshot uploads; without it binary frames are refused. */
   snapshots?: SnapshotReceiver;
+  /** Bytes of frames read but not yet stored, across agents; pauses reading when over. */
+  budget: IngestBudget;
   /** Make this session the one for its agent id; returns the session it replaces, if any. */
   claim(session: AgentSession): AgentSession | undefined;
   /** Forget this session (only if it is still the current one for its agent id). */
@@ -161,6 +164,9 @@ export class AgentSession {
     if (this.closed) return;
     this.alive = true;
     this.lastMessageMs = Date.now();
+    // Held from now until stored and answered, or until this frame's handling ends if nothing was queued.
+    const release = this.env.budget.hold(frameBytes(data));
+    let queued = false;
     try {
       if (isBinary) {
         if (!this.uploads) {
@@ -191,11 +197,13 @@ export class AgentSession {
         this.bad(rawType, result.code, result.error, seqOf(parsed));
         return;
       }
-      this.handle(result.message);
+      queued = this.handle(result.message, release);
     } catch (err) {
       // Whatever went wrong with this frame stays with this frame: the collector keeps serving.
       this.env.log.error('agent message handler failed', { ...this.who(), error: err instanceof Error ? err.message : String(err) });
       this.sendError('internal', 'the collector failed to handle this message');
+    } finally {
+      if (!queued) release();
     }
   }
 
@@ -224,6 +232,9 @@ export class AgentSession {
     }
     clearTimeout(this.helloTimer);
     this.hello = hello;
+    // From hello on, this socket is read only while the ingest budget allows (before it, a peer
+    // has a single small frame to send, and pausing it would only run out its hello timer).
+    this.env.budget.add(this.ws);
     const previous = this.env.claim(this);
     if (previous) {
       this.env.log.info('agent reconnected; closing its previous connection', { ...this.who(), previousRemote: previous.remote });
@@ -236,47 +247,46 @@ export class AgentSession {
     this.send({ type: 'welcome', protocolVersion: PROTOCOL_VERSION, collectorVersion: this.env.collectorVersion, heartbeatIntervalMs: this.env.heartbeatIntervalMs });
   }
 
-  private handle(message: AgentMessage): void {
+  /** True when the message was queued for the store, which then owns `release`. */
+  private handle(message: AgentMessage, release: () => void): boolean {
     switch (message.type) {
       case 'hello':
         this.bad('hello', 'bad-message', 'hello was already received on this connection');
-        return;
+        return false;
       case 'findings':
-        this.ingestFindings(message);
-        return;
+        return this.ingestFindings(message, release);
       case 'series':
-        this.ingestSeries(message);
-        return;
+        return this.ingestSeries(message, release);
       case 'heartbeat':
         this.recordAgent(true, message.droppedFindings);
         this.env.metrics?.messageReceived('heartbeat', 'ok');
-        return;
+        return false;
       case 'snapshot-begin':
         if (!this.uploads) {
           this.bad('snapshot-begin', 'unsupported', 'this collector does not store snapshots');
-          return;
+          return false;
         }
         this.env.metrics?.messageReceived('snapshot-begin', 'ok');
         void this.uploads.begin(message);
-        return;
+        return false;
       case 'snapshot-end':
         if (!this.uploads) {
           this.bad('snapshot-end', 'unsupported', 'this collector does not store snapshots');
-          return;
+          return false;
         }
         this.env.metrics?.messageReceived('snapshot-end', 'ok');
         this.uploads.end(message);
-        return;
+        return false;
       case 'capture-report':
         this.recordCapture(message);
-        return;
+        return false;
       case 'command-result': {
         const p = this.pending.get(message.commandId);
         this.env.metrics?.messageReceived('command-result', 'ok');
         if (!p) {
           // A result that arrives after its command timed out is not the agent's fault.
           this.env.log.info('command result for no pending command', { ...this.who(), commandId: message.commandId });
-          return;
+          return false;
         }
         this.pending.delete(message.commandId);
         clearTimeout(p.timer);
@@ -284,39 +294,43 @@ export class AgentSession {
         if (message.result !== undefined) r.result = message.result;
         if (message.error !== undefined) r.error = message.error;
         p.resolve(r);
-        return;
+        return false;
       }
     }
   }
 
-  private ingestFindings(m: FindingsMessage): void {
+  private ingestFindings(m: FindingsMessage, release: () => void): boolean {
     const node = this.hello!.node;
     // An agent writes its own node's findings only: a mislabelled batch would file them under another node.
     const stray = m.events.findIndex((e) => e.finding.node !== node);
     if (stray >= 0) {
       this.bad('findings', 'node-mismatch', `events[${stray}].finding.node is "${m.events[stray]!.finding.node}", but this agent said hello as node "${node}"`, m.seq);
-      return;
+      return false;
     }
     if (m.events.length === 0) {
       this.stored('findings', m.seq, null);
-      return;
+      return false;
     }
     this.env.ingest.findings(node, m.events, (err) => {
+      release();
       if (!err) this.publish({ type: 'findings', node, events: m.events });
       this.stored('findings', m.seq, err);
     });
+    return true;
   }
 
-  private ingestSeries(m: SeriesMessage): void {
+  private ingestSeries(m: SeriesMessage, release: () => void): boolean {
     const node = this.hello!.node;
     if (m.targets.length === 0 && m.points.length === 0) {
       this.stored('series', m.seq, null);
-      return;
+      return false;
     }
     this.env.ingest.series(node, m.targets, m.points, (err) => {
+      release();
       if (!err) this.publish({ type: 'series', node, targets: m.targets, points: m.points });
       this.stored('series', m.seq, err);
     });
+    return true;
   }
 
   /** A listener's failure must not cost the agent its ack. */
@@ -370,6 +384,7 @@ export class AgentSession {
   private onClose(code: number, reason: string): void {
     this.closed = true;
     clearTimeout(this.helloTimer);
+    this.env.budget.delete(this.ws);
     for (const [id, p] of this.pending) {
       clearTimeout(p.timer);
       p.reject(new Error(`agent ${this.agentId ?? '?'} disconnected before answering command ${id}`));
@@ -385,4 +400,9 @@ export class AgentSession {
     if (wasCurrent && !this.replaced) this.recordAgent(false);
     this.env.log.info('agent disconnected', { ...this.who(), code, reason });
   }
+}
+
+function frameBytes(data: Buffer | Buffer[] | ArrayBuffer): number {
+  if (Array.isArray(data)) return data.reduce((n, b) => n + b.length, 0);
+  return data.byteLength;
 }

@@ -9,7 +9,7 @@ import { AGENT_WS_PATH } from '../protocol/messages.js';
 import { FINDING_ID_PATTERN } from '../protocol/validate.js';
 import { SCOPES, hasScope, type Identity, type Scope, type TokenAuth } from './auth.js';
 import type { CollectorMetrics } from './metrics.js';
-import type { FindingFilter, Store, TargetFilter } from './store/types.js';
+import { TARGET_PAGE_DEFAULT, TARGET_PAGE_MAX, type FindingFilter, type Store, type TargetFilter } from './store/types.js';
 
 export interface RouteContext {
   req: IncomingMessage;
@@ -188,15 +188,19 @@ export function apiRoutes(env: ApiEnv): Route[] {
       path: '/api/v1/targets',
       scope: 'read',
       handle: ({ query }) => {
-        queryKeys(query, ['node', 'namespace', 'pod', 'limit']);
-        const filter: TargetFilter = { limit: qInt(query, 'limit', 1, MAX_LIST_LIMIT) ?? DEFAULT_LIST_LIMIT };
+        queryKeys(query, ['node', 'namespace', 'pod', 'limit', 'offset']);
+        // A page at a time: each target's finding counts cost an index probe.
+        const limit = qInt(query, 'limit', 1, TARGET_PAGE_MAX) ?? TARGET_PAGE_DEFAULT;
+        const offset = qInt(query, 'offset', 0, Number.MAX_SAFE_INTEGER) ?? 0;
+        const filter: TargetFilter = { limit, offset };
         const node = qString(query, 'node');
         const namespace = qString(query, 'namespace');
         const pod = qString(query, 'pod');
         if (node !== undefined) filter.node = node;
         if (namespace !== undefined) filter.namespace = namespace;
         if (pod !== undefined) filter.pod = pod;
-        return json({ targets: env.store.listTargets(filter) });
+        const targets = env.store.listTargets(filter);
+        return json({ targets, nextOffset: targets.length === limit ? offset + limit : null });
       },
     },
     {

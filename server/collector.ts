@@ -14,6 +14,7 @@ import { AGENT_WS_PATH, CloseCode } from '../protocol/messages.js';
 import { AgentSession, type CommandResult, type LiveAgent, type SessionEnv } from './agent-session.js';
 import { apiRoutes, compileRoutes, createRequestHandler, hasTokenInQuery, remoteOf, securityHeaders, splitTarget, type ApiEnv, type Route, type RouteContext } from './api.js';
 import { createEventHub } from './events.js';
+import { IngestBudget, type IngestBudgetStats } from './ingest-budget.js';
 import { IngestQueue } from './ingest-queue.js';
 import { defaultWebRoot, webRoutes } from './web-static.js';
 import { createTokenAuth, hasScope, type Identity, type TokenAuth, type TokenEntry } from './auth.js';
@@ -41,6 +42,12 @@ export interface CollectorOptions {
   tokens: readonly TokenEntry[] | TokenAuth;
   /** Largest WebSocket frame accepted; a larger one closes the connection with 1009. Default 16 MiB. */
   maxPayloadBytes?: number;
+  /**
+   * Bytes of agents' findings and series frames read but not yet stored, across agents, past
+   * which the collector stops reading from agent sockets until the store has written an eighth
+   * of them (backpressure: agents keep the rest in their in-flight window and queues). Default 8 MiB.
+   */
+  ingestBudgetBytes?: number;
   /** Server ping period (dead peers are dropped after missing one) and the heartbeat asked of agents. Default 15 s. */
   heartbeatIntervalMs?: number;
   /** Time an agent has to send hello after connecting. Default 10 s. */
@@ -72,6 +79,8 @@ export interface Collector {
   close(): Promise<void>;
   /** Agents connected right now (after their hello). */
   agents(): LiveAgent[];
+  /** Agent frames held for the store right now, the peak, and whether reading is paused. */
+  ingestBudget(): IngestBudgetStats;
   /** Send a command to a connected agent and wait for its result (rejects if it is not connected, disconnects or times out). */
   sendCommand(agentId: string, command: CommandMessage['command'], options?: { timeoutMs?: number }): Promise<CommandResult>;
 }
@@ -79,6 +88,7 @@ export interface Collector {
 const DEFAULTS = {
   host: '127.0.0.1',
   maxPayloadBytes: 16 * 1024 * 1024,
+  ingestBudgetBytes: 8 * 1024 * 1024,
   heartbeatIntervalMs: 15_000,
   helloTimeoutMs: 10_000,
   maxBadMessages: 10,
@@ -120,9 +130,26 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
   const diffRunner = new DiffRunner({ store, dir: snapshotReceiver.dir, log, ...options.heapDiffs });
   snapshotReceiver.onStored((row) => diffRunner.onSnapshotStored(row));
   const live = createEventHub();
+  // Logged at most once a minute: under sustained overload reading pauses several times a second.
+  let pausesLoggedAtMs = 0;
+  let pausesLogged = 0;
+  const budget = new IngestBudget(options.ingestBudgetBytes ?? DEFAULTS.ingestBudgetBytes, (paused, stats) => {
+    if (!paused) return;
+    options.metrics?.ingestPaused();
+    if (Date.now() - pausesLoggedAtMs < 60_000) return;
+    log.info('agents outpace the store: reading from agents paused until it catches up', {
+      heldBytes: stats.heldBytes,
+      limitBytes: stats.limitBytes,
+      pausesSinceLastLog: stats.pauses - pausesLogged,
+    });
+    pausesLoggedAtMs = Date.now();
+    pausesLogged = stats.pauses;
+  });
+  options.metrics?.watchIngestBudget(() => budget.stats());
   const sessionEnv: SessionEnv = {
     store,
     ingest,
+    budget,
     log,
     ...(options.metrics ? { metrics: options.metrics } : {}),
     collectorVersion: options.version ?? 'unknown',
@@ -305,6 +332,11 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
   // A peer that has not answered the previous ping (nor sent anything) since is gone: drop it.
   const pinger = setInterval(() => {
     for (const s of sockets) {
+      if (s.ws.isPaused) {
+        // Paused by the ingest budget: its pong is unread, not missing. Pinged again once resumed.
+        s.alive = true;
+        continue;
+      }
       if (!s.alive) {
         log.warn('agent stopped answering pings; dropping it', { agentId: s.agentId ?? undefined, remote: s.remote });
         s.ws.terminate();
@@ -367,7 +399,11 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
       await waitUntil(() => sockets.size === 0, DEFAULTS.socketCloseGraceMs);
       for (const s of sockets) s.ws.terminate();
       await waitUntil(() => sockets.size === 0, 500);
-      const httpDone = await Promise.race([serverClosed.then(() => true), sleep(DEFAULTS.httpCloseGraceMs).then(() => false)]);
+      // The grace timer is cleared once the server closed: left running, it would hold the process open.
+      let graceTimer: NodeJS.Timeout | undefined;
+      const graceOver = new Promise<false>((resolve) => (graceTimer = setTimeout(() => resolve(false), DEFAULTS.httpCloseGraceMs)));
+      const httpDone = await Promise.race([serverClosed.then(() => true), graceOver]);
+      clearTimeout(graceTimer);
       if (!httpDone) {
         server.closeAllConnections();
         await serverClosed;
@@ -386,13 +422,14 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
     return closing;
   };
 
-  log.info('collector listening', { url, agentUrl, maxPayloadBytes: options.maxPayloadBytes ?? DEFAULTS.maxPayloadBytes });
+  log.info('collector listening', { url, agentUrl, maxPayloadBytes: options.maxPayloadBytes ?? DEFAULTS.maxPayloadBytes, ingestBudgetBytes: budget.limitBytes });
   return {
     url,
     agentUrl,
     port,
     close,
     agents: () => [...sessions.values()].map((s) => s.describe()).filter((a): a is LiveAgent => a !== null),
+    ingestBudget: () => budget.stats(),
     sendCommand(agentId, command, opts = {}) {
       const s = sessions.get(agentId);
       if (!s) return Promise.reject(new Error(`agent ${agentId} is not connected`));

@@ -4,6 +4,8 @@
 // so nobody can grow the collector's (or Prometheus's) memory by sending junk.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { FindingKind } from '../protocol/findings.js';
+import type { Route } from './api.js';
+import type { IngestBudgetStats } from './ingest-budget.js';
 import type { AgentMessage } from '../protocol/messages.js';
 
 /** What a store write was for; one histogram series each. */
@@ -36,6 +38,10 @@ export interface CollectorMetrics {
   timeStoreWrite<T>(op: StoreWriteOp, write: () => T): T;
   /** `route` is the route's pattern (`/api/v1/findings/:id`), never the raw path: ids would be series. */
   httpRequest(route: string, code: number): void;
+  /** The collector's ingest budget, read at each scrape (held bytes, limit, paused). */
+  watchIngestBudget(read: () => IngestBudgetStats): void;
+  /** Reading from agents was paused because the store is behind. */
+  ingestPaused(): void;
 }
 
 const agentMessageTypes = ['hello', 'findings', 'series', 'heartbeat', 'command-result', 'snapshot-begin', 'snapshot-end', 'capture-report'] as const satisfies readonly AgentMessage['type'][];
@@ -90,6 +96,36 @@ export function createCollectorMetrics(options: CollectorMetricsOptions = {}): C
     labelNames: ['route', 'code'],
     registers,
   });
+  let readBudget: (() => IngestBudgetStats) | null = null;
+  new Gauge({
+    name: 'leakwatch_collector_ingest_held_bytes',
+    help: 'Bytes of agent frames read but not yet stored (the ingest budget in use).',
+    registers,
+    collect(this: Gauge) {
+      if (readBudget) this.set(readBudget().heldBytes);
+    },
+  });
+  new Gauge({
+    name: 'leakwatch_collector_ingest_budget_bytes',
+    help: 'Held bytes past which the collector stops reading from agents.',
+    registers,
+    collect(this: Gauge) {
+      if (readBudget) this.set(readBudget().limitBytes);
+    },
+  });
+  new Gauge({
+    name: 'leakwatch_collector_ingest_paused',
+    help: '1 while reading from agents is paused because the store is behind, else 0.',
+    registers,
+    collect(this: Gauge) {
+      if (readBudget) this.set(readBudget().paused ? 1 : 0);
+    },
+  });
+  const ingestPauses = new Counter({
+    name: 'leakwatch_collector_ingest_pauses_total',
+    help: 'Times reading from agents was paused because the store was behind.',
+    registers,
+  });
   collectDefaultMetrics({ register: registry, prefix: 'leakwatch_collector_' });
   // prom-client exports these three gauges with a counter's `_total` suffix, which promtool's lint
   // rejects; the same counts stay available per handle type in `leakwatch_collector_nodejs_active_handles` etc.
@@ -132,9 +168,33 @@ export function createCollectorMetrics(options: CollectorMetricsOptions = {}): C
         storeWrite.observe({ op: opOf(op) }, (performance.now() - started) / 1000);
       }
     },
+    watchIngestBudget(read) {
+      readBudget = read;
+    },
+    ingestPaused() {
+      ingestPauses.inc();
+    },
     httpRequest(route, code) {
       const status = Number.isInteger(code) && code >= 100 && code <= 599 ? String(code) : 'other';
       httpRequests.inc({ route: routes.value(route), code: status });
+    },
+  };
+}
+
+/**
+ * GET /metrics without a token, as Prometheus scrapes any exporter: names and numbers only, no
+ * command lines or finding text. `extra` renders more expositions to append (the local agent's
+ * under `leakwatch up`).
+ */
+export function metricsRoute(metrics: CollectorMetrics, ...extra: Array<() => Promise<string>>): Route {
+  return {
+    method: 'GET',
+    path: '/metrics',
+    scope: null,
+    handle: async () => {
+      const parts = [await metrics.render()];
+      for (const render of extra) parts.push(await render());
+      return { status: 200, contentType: metrics.contentType, text: parts.join('\n') };
     },
   };
 }

@@ -8,8 +8,8 @@ import { Agent, request } from 'node:http';
 
 export const API_ROUTES = ['findings?limit=100', 'findings/:id', 'targets', 'agents'] as const;
 /**
- * The target list is fetched as `leakwatch targets` does (no limit: the API's default of 1000);
- * LEAKWATCH_BENCH_TARGETS_QUERY (e.g. "limit=100") adds a query, to compare a paged list.
+ * The target list is fetched as `leakwatch targets` does (no query: the API's first page of 100);
+ * LEAKWATCH_BENCH_TARGETS_QUERY (e.g. "limit=1000") adds a query, to compare another page size.
  */
 const TARGETS_QUERY = process.env.LEAKWATCH_BENCH_TARGETS_QUERY ?? '';
 export const TARGETS_PATH = TARGETS_QUERY ? `/api/v1/targets?${TARGETS_QUERY}` : '/api/v1/targets';

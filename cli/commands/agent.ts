@@ -16,8 +16,9 @@ import { parseByteSize, parseListen } from './collector.js';
 import { createAgentMetrics } from '../../agent/metrics.js';
 import { createLoopLiveness, startAgentHttp } from '../../agent/http.js';
 import { addProbeOptions, startProbeOption, type ProbeCliOptions } from '../probe-options.js';
+import { addCaptureOptions, captureOption, type CaptureCliOptions, type LateBound } from '../capture-options.js';
 
-interface AgentCliOptions extends Omit<NodeRootOptions, 'kmsg'>, ProbeCliOptions {
+interface AgentCliOptions extends Omit<NodeRootOptions, 'kmsg'>, ProbeCliOptions, CaptureCliOptions {
   /** false with --no-kmsg. */
   kmsg: string | false;
   metricsListen: string;
@@ -40,7 +41,7 @@ const STOP_FLUSH_MS = 2_000;
 class ConfigError extends Error {}
 
 export function registerAgent(program: Command): void {
-  addProbeOptions(addNodeRootOptions(
+  addCaptureOptions(addProbeOptions(addNodeRootOptions(
     program
       .command('agent')
       .description('run the node agent: detect memory growth, fan-out, suspicious spawns and OOM kills, and report them to a collector')
@@ -57,7 +58,7 @@ export function registerAgent(program: Command): void {
       .option('--include-host', 'also watch processes that are not in a pod')
       .option('--no-kmsg', 'do not follow the kernel log (OOM kills then come from memcg counters only)')
       .option('--metrics-listen <host:port>', 'serve /metrics, /healthz and /readyz here (env LEAKWATCH_METRICS_LISTEN; "off" to disable)', process.env.LEAKWATCH_METRICS_LISTEN || '127.0.0.1:9101'),
-  )).action(async (options: AgentCliOptions) => {
+  ))).action(async (options: AgentCliOptions) => {
     let config: ReturnType<typeof resolveConfig>;
     try {
       config = resolveConfig(options, process.env);
@@ -78,6 +79,7 @@ export function registerAgent(program: Command): void {
     const liveness = createLoopLiveness({ intervalMs: options.interval * 1000 });
     let runtime: ReturnType<typeof startAgent>;
     let snapshotSpool: SnapshotSpool;
+    const late: LateBound = { runtime: null, probes: null };
     try {
       // Heap snapshots wait here for the collector; the capture side hands its files to it (SnapshotSink).
       snapshotSpool = createSnapshotSpool({ spoolDir: config.spoolDir, maxBytes: options.snapshotSpoolMaxBytes, log });
@@ -93,6 +95,7 @@ export function registerAgent(program: Command): void {
         spoolDir: config.spoolDir,
         spoolMaxBytes: options.spoolMaxBytes,
         snapshotSpool,
+        capture: captureOption(options, snapshotSpool, late),
         log,
         onPass: (pass) => {
           liveness.beat();
@@ -103,6 +106,7 @@ export function registerAgent(program: Command): void {
       fail(err instanceof Error ? err.message : String(err), 2);
       return;
     }
+    late.runtime = runtime;
     let http: Awaited<ReturnType<typeof startAgentHttp>> | null = null;
     if (metricsAddress) {
       try {
@@ -116,6 +120,7 @@ export function registerAgent(program: Command): void {
     let probes: Awaited<ReturnType<typeof startProbeOption>> = null;
     try {
       probes = await startProbeOption(options, options.procRoot, log);
+      late.probes = probes;
     } catch (err) {
       await http?.close();
       await runtime.close({ flushMs: 0 });

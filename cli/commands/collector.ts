@@ -1,10 +1,11 @@
 // `leakwatch collector`: the collector as a long-running service. Logs are JSON lines on stderr;
-// SIGTERM/SIGINT drain and exit 0; retention runs at start and hourly.
+// /metrics (no token) for Prometheus; SIGTERM/SIGINT drain and exit 0; retention runs at start and hourly.
 import { InvalidArgumentError, type Command } from 'commander';
 import { existsSync, mkdirSync } from 'node:fs';
 import { createLogger } from '../../common/log.js';
 import { loadTokensFile } from '../../server/auth.js';
 import { startCollector } from '../../server/collector.js';
+import { createCollectorMetrics, metricsRoute } from '../../server/metrics.js';
 import { openStore } from '../../server/store/sqlite-store.js';
 import type { RetentionPolicy, Store } from '../../server/store/types.js';
 import { packageVersion } from '../package-info.js';
@@ -19,6 +20,7 @@ interface CollectorCliOptions {
   tlsCert?: string;
   tlsKey?: string;
   maxPayload: number;
+  ingestBudget: number;
   retentionAge: number;
   retentionBytes: number;
   snapshotRetentionAge?: number;
@@ -78,6 +80,7 @@ export function registerCollector(program: Command): void {
     .option('--tls-cert <path>', 'PEM certificate: serve https and wss (needs --tls-key)')
     .option('--tls-key <path>', 'PEM private key for --tls-cert')
     .option('--max-payload <bytes>', 'largest WebSocket frame accepted from an agent', parseByteSize, 16 * 1024 * 1024)
+    .option('--ingest-budget <size>', 'agent batches held in memory for the store before reading from agents pauses (backpressure)', parseByteSize, 8 * 1024 * 1024)
     .option('--retention-age <duration>', 'delete findings resolved longer ago than this (e.g. 7d)', parseDurationMs, parseDurationMs('7d'))
     .option('--retention-bytes <size>', 'keep evidence and snapshot files under this total (e.g. 10GiB)', parseByteSize, parseByteSize('10GiB'))
     .option('--snapshot-retention-age <duration>', 'delete heap snapshots stored longer ago than this (default: --retention-age)', parseDurationMs)
@@ -124,6 +127,7 @@ export function registerCollector(program: Command): void {
           log.error('retention failed', { error: err instanceof Error ? err.message : String(err) });
         }
       };
+      const metrics = createCollectorMetrics();
       let collector;
       try {
         retain();
@@ -136,9 +140,12 @@ export function registerCollector(program: Command): void {
           tokens,
           maxPayloadBytes: options.maxPayload,
           snapshots: { maxSnapshotBytes: options.maxSnapshot },
+          ingestBudgetBytes: options.ingestBudget,
           drainDelayMs: options.drainDelay,
           version: packageVersion(),
           log,
+          metrics,
+          extraRoutes: [metricsRoute(metrics)],
         });
       } catch (err) {
         store.close();

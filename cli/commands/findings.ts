@@ -5,7 +5,8 @@ import type { HeapDiffRecord } from '../../protocol/heap-diff-record.js';
 import type { TargetInfo } from '../../protocol/messages.js';
 import { addApiOptions, apiGet, parseSince, type ApiOptions } from '../api-client.js';
 import { formatBytes, formatDuration, printable, renderTable } from '../format.js';
-import { parsePositiveInteger } from '../parse.js';
+import { TARGET_PAGE_DEFAULT, TARGET_PAGE_MAX } from '../../server/store/types.js';
+import { parseNonNegativeInteger, parsePositiveInteger } from '../parse.js';
 
 const kinds: FindingKind[] = ['growth', 'fanout', 'suspicious-spawn', 'oom-kill'];
 
@@ -18,6 +19,21 @@ interface FindingsOptions extends ApiOptions {
   since?: number;
   limit: number;
   json?: boolean;
+}
+
+interface TargetsOptions extends ApiOptions {
+  node?: string;
+  namespace?: string;
+  pod?: string;
+  limit: number;
+  offset: number;
+  json?: boolean;
+}
+
+function parsePageLimit(value: string): number {
+  const n = parsePositiveInteger(value);
+  if (n > TARGET_PAGE_MAX) throw new InvalidArgumentError(`expected at most ${TARGET_PAGE_MAX}, got ${n}; use --offset for the next page`);
+  return n;
 }
 
 function parseKind(value: string): FindingKind {
@@ -104,11 +120,19 @@ export function registerFindings(program: Command): void {
       .option('--node <node>', 'only this node')
       .option('--namespace <namespace>', 'only this namespace')
       .option('--pod <pod>', 'only this pod (name)')
+      .option('--limit <n>', `at most this many (up to ${TARGET_PAGE_MAX})`, parsePageLimit, TARGET_PAGE_DEFAULT)
+      .option('--offset <n>', 'skip this many (the next page)', parseNonNegativeInteger, 0)
       .option('--json', 'print the targets as a JSON array'),
-  ).action((options: ApiOptions & { node?: string; namespace?: string; pod?: string; json?: boolean }) =>
+  ).action((options: TargetsOptions) =>
     runApiCommand(async () => {
       type Target = TargetInfo & { node: string; lastSeenMs: number; findingCount: number; openFindingCount: number };
-      const { targets } = await apiGet<{ targets: Target[] }>(options, '/api/v1/targets', { node: options.node, namespace: options.namespace, pod: options.pod });
+      const { targets, nextOffset } = await apiGet<{ targets: Target[]; nextOffset?: number | null }>(options, '/api/v1/targets', {
+        node: options.node,
+        namespace: options.namespace,
+        pod: options.pod,
+        limit: options.limit,
+        offset: options.offset || undefined,
+      });
       if (options.json) {
         process.stdout.write(`${JSON.stringify(targets, null, 2)}\n`);
         return;
@@ -124,6 +148,7 @@ export function registerFindings(program: Command): void {
         printable(t.cmdline ?? t.targetKey, 80),
       ]);
       process.stdout.write(`${renderTable(['NODE', 'POD', 'CONTAINER', 'KIND', 'PID', 'OPEN/ALL', 'LAST SEEN', 'COMMAND'], rows)}\n`);
+      if (typeof nextOffset === 'number') process.stdout.write(`(more targets: --offset ${nextOffset})\n`);
     }),
   );
 }

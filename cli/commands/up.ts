@@ -19,8 +19,9 @@ import { packageVersion } from '../package-info.js';
 import { parsePositiveNumber } from '../parse.js';
 import { parseByteSize, parseListen } from './collector.js';
 import { addProbeOptions, startProbeOption, type ProbeCliOptions } from '../probe-options.js';
+import { addCaptureOptions, captureOption, type CaptureCliOptions, type LateBound } from '../capture-options.js';
 
-interface UpOptions extends Omit<NodeRootOptions, 'kmsg'>, ProbeCliOptions {
+interface UpOptions extends Omit<NodeRootOptions, 'kmsg'>, ProbeCliOptions, CaptureCliOptions {
   kmsg: string | false;
   listen: { host: string; port: number };
   dataDir: string;
@@ -34,7 +35,7 @@ const LOCAL_AGENT = 'local-agent';
 const LOCAL_ADMIN = 'local-admin';
 
 export function registerUp(program: Command): void {
-  addProbeOptions(addNodeRootOptions(
+  addCaptureOptions(addProbeOptions(addNodeRootOptions(
     program
       .command('up')
       .description('run the collector and an agent for this machine in one process (data in ./.leakwatch, http://127.0.0.1:7070)')
@@ -45,7 +46,7 @@ export function registerUp(program: Command): void {
       .option('--include-host', 'also watch processes that are not in a pod')
       .option('--no-kmsg', 'do not follow the kernel log')
       .option('--snapshot-spool-max-bytes <size>', 'bound of the heap snapshots waiting for the collector (e.g. 2GiB)', parseByteSize, DEFAULT_SNAPSHOT_SPOOL_MAX_BYTES),
-  )).action(async (options: UpOptions) => {
+  ))).action(async (options: UpOptions) => {
     const log = createLogger();
     mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
     const tokensPath = join(options.dataDir, 'tokens.json');
@@ -87,6 +88,7 @@ export function registerUp(program: Command): void {
       ],
     });
     // Heap snapshots wait here for the collector; the capture side hands its files to it (SnapshotSink).
+    const late: LateBound = { runtime: null, probes: null };
     const snapshotSpool = createSnapshotSpool({ spoolDir: join(options.dataDir, 'spool'), maxBytes: options.snapshotSpoolMaxBytes, log });
     const runtime = startAgent({
       nodeName: options.nodeName,
@@ -98,15 +100,18 @@ export function registerUp(program: Command): void {
       collector: { url: collector.url, token: agent.token },
       spoolDir: join(options.dataDir, 'spool'),
       snapshotSpool,
+      capture: captureOption(options, snapshotSpool, late),
       log,
       onPass: (pass) => {
         if (pass.sample) agentMetrics.update(pass.sample, pass.openFindings, pass.durationMs, { events: pass.events });
       },
     });
 
+    late.runtime = runtime;
     let probes: Awaited<ReturnType<typeof startProbeOption>> = null;
     try {
       probes = await startProbeOption(options, options.procRoot, log);
+      late.probes = probes;
     } catch (err) {
       await runtime.close({ flushMs: 0 });
       await collector.close();

@@ -7,7 +7,7 @@
 // — and only then does the agent hear `snapshot-stored`. A truncated or mismatching upload never
 // gets a row, so it is never listed.
 import { createHash, type Hash } from 'node:crypto';
-import { chmodSync, closeSync, constants as fsConstants, createReadStream, existsSync, fchmodSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, constants as fsConstants, createReadStream, existsSync, fchmodSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import type { Logger } from '../../common/log.js';
 import { decodeChunkFrame } from '../../protocol/chunk-frame.js';
 import type { CollectorMessage, SnapshotBeginMessage, SnapshotEndMessage } from '../../protocol/messages.js';
@@ -17,6 +17,7 @@ import { fsyncDir } from '../store/blob-files.js';
 import { snapshotFilePath, snapshotPartMetaPath, snapshotPartPath } from '../store/snapshot-files.js';
 import { cleanOrphanParts } from '../store/snapshot-tables.js';
 import type { SnapshotRow, Store } from '../store/types.js';
+import { errorText, removeQuietly, writeFileDurably } from '../../common/durable-file.js';
 
 export interface SnapshotReceiverOptions {
   dir: string;
@@ -165,7 +166,7 @@ export class AgentUploads {
       }
       const sameContent = previous !== null && previous.bytes === m.bytes && previous.sha256 === m.sha256;
       const sidecar = sidecarOf(this, m, sameContent ? previous.beganAtMs : r.now());
-      if (!sameContent) writeSidecar(sidecarPath, sidecar);
+      if (!sameContent) writeFileDurably(sidecarPath, JSON.stringify(sidecar));
       // Not O_APPEND: Linux ignores the position of a positional write on an O_APPEND descriptor.
       const fd = openSync(partPath, fsConstants.O_RDWR | fsConstants.O_CREAT, 0o600);
       fchmodSync(fd, 0o600);
@@ -355,17 +356,6 @@ function readSidecar(path: string): PartSidecar | null {
   }
 }
 
-function writeSidecar(path: string, sidecar: PartSidecar): void {
-  const tmp = `${path}.tmp`;
-  writeFileSync(tmp, JSON.stringify(sidecar), { mode: 0o600 });
-  const fd = openSync(tmp, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
-}
 
 function hashPrefix(path: string, bytes: number, hash: Hash): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -376,14 +366,4 @@ function hashPrefix(path: string, bytes: number, hash: Hash): Promise<void> {
   });
 }
 
-function removeQuietly(path: string): void {
-  try {
-    unlinkSync(path);
-  } catch {
-    // not there
-  }
-}
 
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}

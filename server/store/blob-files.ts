@@ -39,15 +39,8 @@ export function sha256Hex(bytes: Buffer): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
-/** fsync a directory so a rename or a new entry in it survives a power loss, not only the file's bytes. */
-export function fsyncDir(dir: string): void {
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
+import { fsyncDir } from '../../common/durable-file.js';
+export { fsyncDir };
 
 export class BlobFiles {
   readonly dir: string;

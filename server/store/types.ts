@@ -67,11 +67,17 @@ export interface FindingFilter {
   offset?: number;
 }
 
+/** A target list is a page: counting each target's findings costs an index probe per row. */
+export const TARGET_PAGE_DEFAULT = 100;
+export const TARGET_PAGE_MAX = 1000;
+
 export interface TargetFilter {
   node?: string;
   namespace?: string;
   pod?: string;
+  /** 1..TARGET_PAGE_MAX; default TARGET_PAGE_DEFAULT. */
   limit?: number;
+  offset?: number;
 }
 
 export interface AuditEntry {
@@ -122,6 +128,7 @@ export interface Store {
   /** Store targets and their points (downsampled on the way in or by retention), durable on return. */
   ingestSeries(node: string, targets: TargetInfo[], points: SeriesPoint[]): void;
   listAgents(): AgentRow[];
+  /** Most recently seen first, one page (see TargetFilter); a limit past TARGET_PAGE_MAX is a RangeError. */
   listTargets(filter?: TargetFilter): TargetRow[];
   listFindings(filter?: FindingFilter): Finding[];
   /** One finding with its evidence (script content re-attached from its blob), or null. */

@@ -73,6 +73,22 @@ describe('collector: ingest and API round trip', () => {
     assert.deepEqual(series.json.points, points);
     const targets = await httpGet(t.collector.url, '/api/v1/targets?node=node-s&namespace=payments', t.tokens.read);
     assert.deepEqual(targets.json.targets.map((x: { targetKey: string }) => x.targetKey), [target.targetKey]);
+    assert.equal(targets.json.nextOffset, null);
+
+    // The list is paged: a full page says where the next one starts.
+    const more = [1, 2, 3].map((i) => ({ ...target, targetKey: `proc:${5000 + i}:1700000000000`, pid: 5000 + i }));
+    agent.send({ type: 'series', seq: 10, targets: more, points: more.map((m, i) => ({ targetKey: m.targetKey, atMs: now - 10_000 + i, anonBytes: 1, workingSetBytes: null, limitBytes: null })) });
+    await agent.next(isAck(10));
+    const first = await httpGet(t.collector.url, '/api/v1/targets?node=node-s&limit=2', t.tokens.read);
+    assert.equal(first.json.targets.length, 2);
+    assert.equal(first.json.nextOffset, 2);
+    const second = await httpGet(t.collector.url, '/api/v1/targets?node=node-s&limit=2&offset=2', t.tokens.read);
+    assert.equal(second.json.targets.length, 2);
+    assert.equal(second.json.nextOffset, 2 + 2);
+    const last = await httpGet(t.collector.url, '/api/v1/targets?node=node-s&limit=2&offset=4', t.tokens.read);
+    assert.deepEqual(last.json, { targets: [], nextOffset: null });
+    const keys = [...first.json.targets, ...second.json.targets].map((x: { targetKey: string }) => x.targetKey);
+    assert.deepEqual(new Set(keys), new Set([target.targetKey, ...more.map((m) => m.targetKey)]));
     agent.ws.close();
   });
 
@@ -361,6 +377,8 @@ describe('collector: HTTP API', () => {
       ['/api/v1/series?node=node-api', /node and targetKey are required/],
       ['/api/v1/series?node=n&targetKey=k&since=20&until=10', /until is before since/],
       ['/api/v1/targets?limit=100000', /limit/],
+      ['/api/v1/targets?limit=1001', /limit: expected an integer from 1 to 1000/],
+      ['/api/v1/targets?offset=-5', /offset/],
     ];
     for (const [path, message] of cases) {
       const r = await httpGet(t.collector.url, path, t.tokens.admin);
@@ -537,6 +555,21 @@ describe('collector: shutdown', () => {
     assert.equal(reopened.listAgents().find((x) => x.agentId === 'node-z')?.connected, false);
     reopened.close();
     rmSync(t.dataDir, { recursive: true, force: true });
+  });
+});
+
+describe('collector: close leaves nothing running', () => {
+  const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+
+  it('clears its own timers, so the process can exit as soon as close() resolved', async () => {
+    const before = timers();
+    const t = await startTestCollector();
+    const a = await helloAgent(t.collector.agentUrl, t.tokens.agent, 'node-q');
+    await httpGet(t.collector.url, '/healthz', null);
+    await t.stop();
+    await a.closed;
+    // The HTTP grace period (5 s) must not stay behind as a pending timer once the server closed.
+    assert.equal(timers(), before, `timers left: ${process.getActiveResourcesInfo().join(', ')}`);
   });
 });
 

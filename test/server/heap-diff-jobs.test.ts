@@ -190,15 +190,15 @@ describe('automatic heap diffs', () => {
     assert.equal(d.findingId, 'growth-stopped');
   });
 
-  it('a data directory of schema 2 (snapshots, no heap_diffs) is upgraded in place and its stored pair diffed', async () => {
+  it('a data directory of the schema before heap_diffs is upgraded in place and its stored pair diffed', async () => {
     const dataDir = fresh('data');
-    // Built as the previous leakwatch left it: schema 2, a pair stored, nothing diffed.
+    // Built as the previous leakwatch left it: the schema before heap_diffs, a pair stored, nothing diffed.
     const current = openStore(dataDir);
     const p = plantPair(current, 'growth-from-v2');
     current.close();
     const db = new Database(join(dataDir, 'leakwatch.db'));
     db.exec('DROP INDEX snapshots_pair; DROP TABLE heap_diffs;');
-    db.pragma('user_version = 2');
+    db.pragma(`user_version = ${SCHEMA_VERSION - 1}`);
     assert.equal(db.pragma('application_id', { simple: true }), APPLICATION_ID);
     db.close();
     assert.equal(MIGRATIONS.length, SCHEMA_VERSION);

@@ -43,3 +43,9 @@ export async function devtoolsRetainedSizes(file: string, ids: number[]): Promis
   }
   return out;
 }
+
+/** How many objects of one class DevTools' Summary shows in a snapshot (0 when none). */
+export async function devtoolsClassCount(file: string, className: string): Promise<number> {
+  for (const row of (await devtoolsSummary(file)).values()) if (row.name === className) return row.count;
+  return 0;
+}

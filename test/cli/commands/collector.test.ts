@@ -3,11 +3,12 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parseByteSize, parseDurationMs, parseListen } from '../../../cli/commands/collector.js';
 import { hashToken } from '../../../server/auth.js';
 import { httpGet } from '../../support/collector-harness.js';
+import { missingBinary, promtoolCheckMetrics } from '../../support/promtool.js';
 
 const child = fileURLToPath(new URL('../../support/collector-child.ts', import.meta.url));
 
@@ -85,6 +86,7 @@ describe('leakwatch collector', () => {
         [['--listen', 'localhost'], {}, /expected host:port/, 1],
         [['--listen', '127.0.0.1:70000'], {}, /expected host:port/, 1],
         [['--max-payload', '12 parsecs'], {}, /expected a size/, 1],
+        [['--ingest-budget', '0'], {}, /--ingest-budget .*expected a size/, 1],
         [['--retention-age', 'forever'], {}, /expected a duration/, 1],
         [['--tls-cert', join(dir, 'c.pem')], {}, /--tls-cert and --tls-key go together/, 2],
         [[], { LEAKWATCH_LISTEN: 'nonsense' }, /LEAKWATCH_LISTEN: expected host:port/, 2],
@@ -99,42 +101,76 @@ describe('leakwatch collector', () => {
     }
   });
 
-  it('starts from the environment, applies retention at start, refuses a second collector on the same data dir', async () => {
+  it('starts from the environment, applies retention at start, refuses a second collector on the same data dir', async (t) => {
     const dir = tempDir();
-    const tokensFile = join(dir, 'tokens.json');
-    const env = { LEAKWATCH_DATA_DIR: join(dir, 'data'), LEAKWATCH_TOKENS_FILE: tokensFile, LEAKWATCH_LISTEN: '127.0.0.1:0' };
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const env = { LEAKWATCH_DATA_DIR: join(dir, 'data'), LEAKWATCH_TOKENS_FILE: join(dir, 'tokens.json'), LEAKWATCH_LISTEN: '127.0.0.1:0' };
     assert.equal(run(['tokens', 'create', '--name', 'r', '--scopes', 'read'], env).status, 0);
-    const proc = spawn(process.execPath, ['--import', 'tsx', child, 'collector'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    try {
-      let stderr = '';
-      const url = await new Promise<string>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(stderr)), 20_000);
-        proc.stderr.on('data', (c: Buffer) => {
-          stderr += c.toString();
-          const m = /"msg":"collector listening".*?"url":"([^"]+)"/.exec(stderr);
-          if (m) {
-            clearTimeout(timer);
-            resolve(m[1]!);
-          }
-        });
-      });
-      assert.match(url, /^http:\/\/127\.0\.0\.1:\d+$/);
-      assert.equal((await httpGet(url, '/readyz', null)).status, 200);
-      const lines = stderr.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-      assert.ok(lines.some((l) => l.msg === 'retention applied' && l.maxAgeMs === 7 * 86_400_000));
-      assert.ok(lines.every((l) => typeof l.level === 'string' && typeof l.at === 'number'));
+    const { url, stderr } = await startCollectorChild(t, env);
+    assert.match(url, /^http:\/\/127\.0\.0\.1:\d+$/);
+    assert.equal((await httpGet(url, '/readyz', null)).status, 200);
+    const lines = stderr().trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.ok(lines.some((l) => l.msg === 'retention applied' && l.maxAgeMs === 7 * 86_400_000));
+    assert.ok(lines.every((l) => typeof l.level === 'string' && typeof l.at === 'number'));
 
-      const second = run(['collector'], env);
-      assert.equal(second.status, 1);
-      assert.equal(second.stderr.trim().split('\n').length, 1, second.stderr);
-      assert.match(second.stderr, /in use by another collector/);
-    } finally {
-      proc.kill('SIGTERM');
-      await new Promise((resolve) => proc.on('exit', resolve));
-      rmSync(dir, { recursive: true, force: true });
+    const second = run(['collector'], env);
+    assert.equal(second.status, 1);
+    assert.equal(second.stderr.trim().split('\n').length, 1, second.stderr);
+    assert.match(second.stderr, /in use by another collector/);
+  });
+
+  it('serves /metrics without a token, and promtool accepts it', async (t) => {
+    const missing = missingBinary('promtool');
+    if (missing) {
+      t.skip(missing);
+      return;
     }
+    const dir = tempDir();
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const env = { LEAKWATCH_DATA_DIR: join(dir, 'data'), LEAKWATCH_TOKENS_FILE: join(dir, 'tokens.json'), LEAKWATCH_LISTEN: '127.0.0.1:0' };
+    assert.equal(run(['tokens', 'create', '--name', 'r', '--scopes', 'read'], env).status, 0);
+    const { url } = await startCollectorChild(t, env, ['--ingest-budget', '1MiB']);
+    assert.equal((await httpGet(url, '/api/v1/agents', null)).status, 401);
+    const r = await httpGet(url, '/metrics', null);
+    assert.equal(r.status, 200);
+    assert.match(String(r.headers['content-type']), /^text\/plain; version=0\.0\.4/);
+    // The collector's own series, with what just happened counted.
+    assert.match(r.body, /^leakwatch_collector_agents_connected 0$/m);
+    assert.match(r.body, /^leakwatch_collector_http_requests_total\{route="\/api\/v1\/agents",code="401"\} 1$/m);
+    assert.match(r.body, /^leakwatch_collector_process_resident_memory_bytes \d+/m);
+    assert.match(r.body, /^leakwatch_collector_ingest_budget_bytes 1048576$/m);
+    const check = promtoolCheckMetrics(r.body);
+    assert.ok(check.ok, check.output);
   });
 });
+
+/** `leakwatch collector` as a child process; resolves with its URL once it logged that it listens. Stopped with SIGTERM after the test. */
+async function startCollectorChild(t: TestContext, env: NodeJS.ProcessEnv, args: string[] = []): Promise<{ url: string; stderr: () => string }> {
+  const proc = spawn(process.execPath, ['--import', 'tsx', child, 'collector', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  t.after(async () => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return;
+    const exited = new Promise((resolve) => proc.on('exit', resolve));
+    proc.kill('SIGTERM');
+    await exited;
+  });
+  let stderr = '';
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the collector did not start: ${stderr}`)), 20_000);
+    proc.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`the collector exited (${code}): ${stderr}`));
+    });
+    proc.stderr.on('data', (c: Buffer) => {
+      stderr += c.toString();
+      const m = /"msg":"collector listening".*?"url":"([^"]+)"/.exec(stderr);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]!);
+      }
+    });
+  });
+  return { url, stderr: () => stderr };
+}
 
 describe('collector flag parsers', () => {
   it('parse addresses, durations and sizes', () => {

@@ -30,7 +30,8 @@ import Database from 'better-sqlite3';
 import type { Finding, FindingTarget, ScriptEvidence } from '../../../protocol/findings.js';
 import type { FindingChange, SeriesPoint, TargetInfo } from '../../../protocol/messages.js';
 import { openStore, StoreOpenError, type SqliteStore, type SqliteStoreOptions } from '../../../server/store/sqlite-store.js';
-import { SCHEMA_VERSION } from '../../../server/store/sqlite-schema.js';
+import { APPLICATION_ID, MIGRATIONS } from '../../../server/store/sqlite-schema.js';
+import type { FindingFilter } from '../../../server/store/types.js';
 
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 const STORE_MODULE = new URL('../../../server/store/sqlite-store.ts', import.meta.url).href;
@@ -268,6 +269,48 @@ test('listFindings filters by kind, status, node, namespace, pod and since; newe
   assert.deepEqual(ids(store.listFindings({ limit: 2, offset: 2 })), ids(all).slice(2, 4));
   assert.throws(() => store.listFindings({ limit: -1 }), RangeError);
   assert.throws(() => store.listFindings({ offset: 1.5 }), RangeError);
+});
+
+test('an update that moves a finding to another target is found under the new one; an ordinary update keeps the target', (t) => {
+  const store = open(t, tempDir(t));
+  const f = growth('g-move', NOW - 10 * MIN, { pid: 100 });
+  store.ingestFindings('node-a', opens([f]));
+  // Ordinary: same target, newer state (the store writes only what changes).
+  store.ingestFindings('node-a', [{ change: 'update', finding: { ...copy(f), updatedAt: NOW - 9 * MIN, summary: 'grows faster' } as Finding }]);
+  assert.equal(store.getFinding('g-move')?.summary, 'grows faster');
+  assert.deepEqual(store.listFindings({ namespace: 'payments', pod: 'payment-processor-7d9f' }).map((x) => x.id), ['g-move']);
+  // Moved: the pid, pod and container change under the same id.
+  const moved = { ...copy(f), updatedAt: NOW - 8 * MIN, target: target({ pid: 200, pod: 'payment-processor-new', containerId: CTR_B }) } as Finding;
+  store.ingestFindings('node-a', [{ change: 'update', finding: moved }]);
+  assert.deepEqual(store.getFinding('g-move'), moved);
+  assert.deepEqual(store.listFindings({ namespace: 'payments', pod: 'payment-processor-7d9f' }), []);
+  assert.deepEqual(store.listFindings({ namespace: 'payments', pod: 'payment-processor-new' }).map((x) => x.id), ['g-move']);
+  const ctr = `ctr:/kubepods/burstable/pod0f1e/${CTR_B}`;
+  store.ingestSeries('node-a', [targetInfo(`proc:100:${NOW - HOUR}`), targetInfo(`proc:200:${NOW - HOUR}`), targetInfo(ctr, { kind: 'container', pid: null, comm: null, cmdline: null, containerId: CTR_B })], [
+    point(`proc:100:${NOW - HOUR}`, NOW - 3 * MIN, 1),
+    point(`proc:200:${NOW - HOUR}`, NOW - 2 * MIN, 1),
+    point(ctr, NOW - MIN, 1),
+  ]);
+  const counts = Object.fromEntries(store.listTargets().map((r) => [r.targetKey, r.findingCount]));
+  assert.deepEqual(counts, { [`proc:100:${NOW - HOUR}`]: 0, [`proc:200:${NOW - HOUR}`]: 1, [ctr]: 1 });
+});
+
+test('a target described again with other details is updated; the same details change only its times', (t) => {
+  const store = open(t, tempDir(t));
+  const key = `proc:300:${NOW - HOUR}`;
+  store.ingestSeries('node-a', [targetInfo(key)], [point(key, NOW - 5 * MIN, 1)]);
+  store.ingestSeries('node-a', [targetInfo(key)], [point(key, NOW - 4 * MIN, 1)]);
+  assert.deepEqual(
+    store.listTargets().map((r) => [r.cmdline, r.pod, r.firstSeenMs, r.lastSeenMs]),
+    [['node server.js', 'payment-processor-7d9f', NOW - 5 * MIN, NOW - 4 * MIN]],
+  );
+  store.ingestSeries('node-a', [targetInfo(key, { cmdline: 'node server.js --inspect', pod: 'renamed-pod' })], [point(key, NOW - 3 * MIN, 1)]);
+  assert.deepEqual(
+    store.listTargets().map((r) => [r.cmdline, r.pod, r.firstSeenMs, r.lastSeenMs]),
+    [['node server.js --inspect', 'renamed-pod', NOW - 5 * MIN, NOW - 3 * MIN]],
+  );
+  assert.deepEqual(store.listTargets({ namespace: 'payments', pod: 'renamed-pod' }).map((r) => r.targetKey), [key]);
+  assert.deepEqual(store.listTargets({ namespace: 'payments', pod: 'payment-processor-7d9f' }), []);
 });
 
 test('a re-sent batch changes nothing', (t) => {
@@ -560,6 +603,57 @@ test('targets list with finding counts, telling apart incarnations of a reused p
   assert.equal(store.listTargets({ namespace: 'payments', pod: 'payment-processor-7d9f' }).length, 4);
   assert.equal(store.listTargets({ pod: 'nope' }).length, 0);
   assert.equal(store.listTargets({ limit: 1 })[0]?.targetKey, `ctr:${ctr}`, 'most recently seen first');
+});
+
+test('targets come in pages: offset walks every target once, each page with its own counts; a page past 1000 is refused', (t) => {
+  const store = open(t, tempDir(t));
+  const t0 = NOW - HOUR;
+  // 240 process targets on 120 pids, two incarnations each (the second starts 30 min later), and
+  // one container; pid p has p % 4 findings, spread over both incarnations and both statuses.
+  const keys: string[] = [];
+  for (let pid = 1; pid <= 120; pid++) {
+    const a = `proc:${pid}:${t0}`;
+    const b = `proc:${pid}:${t0 + 30 * MIN}`;
+    store.ingestSeries('node-a', [targetInfo(a), targetInfo(b)], [point(a, t0 + pid * 1000, 1), point(b, t0 + 30 * MIN + pid * 1000, 1)]);
+    keys.push(a, b);
+  }
+  const ctrKey = `ctr:/kubepods/burstable/pod0f1e/${CTR_A}`;
+  store.ingestSeries('node-a', [targetInfo(ctrKey, { kind: 'container', pid: null, comm: null, cmdline: null })], [point(ctrKey, t0, 1)]);
+  keys.push(ctrKey);
+  const events: Array<{ change: FindingChange; finding: Finding }> = [];
+  const expected = new Map<string, [number, number]>(keys.map((k) => [k, [0, 0]]));
+  for (let pid = 1; pid <= 120; pid++) {
+    for (let i = 0; i < pid % 4; i++) {
+      const late = i % 2 === 1;
+      const resolved = i === 2;
+      const at = t0 + (late ? 40 : 10) * MIN + i;
+      events.push({ change: resolved ? 'resolve' : 'open', finding: growth(`g-${pid}-${i}`, at, { pid }) });
+      const key = `proc:${pid}:${late ? t0 + 30 * MIN : t0}`;
+      const [all, open] = expected.get(key)!;
+      expected.set(key, [all + 1, open + (resolved ? 0 : 1)]);
+      const [cAll, cOpen] = expected.get(ctrKey)!;
+      expected.set(ctrKey, [cAll + 1, cOpen + (resolved ? 0 : 1)]);
+    }
+  }
+  store.ingestFindings('node-a', events);
+
+  assert.equal(store.listTargets().length, 100, 'a page of 100 by default');
+  const walked: string[] = [];
+  for (let offset = 0; ; offset += 70) {
+    const page = store.listTargets({ limit: 70, offset });
+    for (const r of page) {
+      walked.push(r.targetKey);
+      assert.deepEqual([r.findingCount, r.openFindingCount], expected.get(r.targetKey), r.targetKey);
+    }
+    if (page.length < 70) break;
+  }
+  assert.equal(walked.length, keys.length);
+  assert.equal(new Set(walked).size, keys.length, 'no target twice, none left out');
+  const seen = walked.map((k) => store.listTargets({ limit: 1000 }).find((r) => r.targetKey === k)!.lastSeenMs);
+  assert.deepEqual(seen, [...seen].sort((a, b) => b - a), 'most recently seen first across pages');
+  assert.equal(store.listTargets({ limit: 1000 }).length, keys.length);
+  assert.throws(() => store.listTargets({ limit: 1001 }), /limit must be at most 1000/);
+  assert.throws(() => store.listTargets({ offset: -1 }), /offset must be a non-negative integer/);
 });
 
 test('series round-trip: ranges, re-sent points, thinning that keeps the peak', (t) => {
@@ -865,7 +959,7 @@ test('a reopened store serves everything it had; the data dir is 0700 and the da
 
   store = open(t, dir);
   // What the durability claims rest on: WAL fsynced at every commit, the lock held, space reclaimable.
-  assert.deepEqual(store.describe(), { journalMode: 'wal', synchronous: 'FULL', lockingMode: 'exclusive', autoVacuum: 'incremental', schemaVersion: SCHEMA_VERSION });
+  assert.deepEqual(store.describe(), { journalMode: 'wal', synchronous: 'FULL', lockingMode: 'exclusive', autoVacuum: 'incremental', schemaVersion: MIGRATIONS.length });
   assert.equal(mode(dir), 0o700);
   assert.equal(mode(join(dir, 'leakwatch.db')), 0o600);
   assert.equal(mode(join(dir, 'leakwatch.db-wal')), 0o600);
@@ -1036,8 +1130,108 @@ test('a corrupt or foreign database file is a clear error', (t) => {
   raw.close();
   assert.throws(
     () => openStore(newer),
-    (err: unknown) => err instanceof StoreOpenError && err.reason === 'newer-schema' && new RegExp(`schema 99; this one knows up to ${SCHEMA_VERSION}`).test(err.message),
+    (err: unknown) => err instanceof StoreOpenError && err.reason === 'newer-schema' && new RegExp(`schema 99; this one knows up to ${MIGRATIONS.length}`).test(err.message),
   );
+});
+
+/** Query plans of the SQL a store ran, read from its statement cache after it was used. */
+function plansOf(store: SqliteStore, dbPath: string): Array<{ sql: string; plan: string[] }> {
+  const sqls = [...(store as unknown as { statements: Map<string, unknown> }).statements.keys()];
+  store.close();
+  const db = new Database(dbPath, { readonly: true });
+  try {
+    const named = { kind: 'growth', status: 'open', action: 'a', node: 'node-a', namespace: 'payments', pod: 'p', since: 0, limit: 100, offset: 0, id: 'x', pid: 1, startMs: 1, nextStartMs: 2, containerId: 'c' };
+    return sqls
+      .filter((sql) => /^\s*(SELECT|WITH)/i.test(sql))
+      .map((sql) => {
+        const stmt = db.prepare(`EXPLAIN QUERY PLAN ${sql}`);
+        const positional = (sql.match(/\?/g) ?? []).length;
+        const rows = (sql.includes('@') ? stmt.all(named) : stmt.all(...Array.from({ length: positional }, () => 'x'))) as Array<{ detail: string }>;
+        return { sql: sql.replace(/\s+/g, ' ').trim(), plan: rows.map((r) => r.detail) };
+      });
+  } finally {
+    db.close();
+  }
+}
+
+test('every query the API makes reads findings and targets through an index, never a full scan', (t) => {
+  const dir = tempDir(t);
+  const store = openStore(dir);
+  t.after(() => store.close());
+  store.ingestFindings('node-a', opens(everyKind()));
+  store.ingestSeries('node-a', [targetInfo(`proc:4242:${NOW - HOUR}`), targetInfo(`ctr:/kubepods/x/${CTR_A}`, { kind: 'container', pid: null, comm: null, cmdline: null })], [
+    point(`proc:4242:${NOW - HOUR}`, NOW - MIN, 1),
+    point(`ctr:/kubepods/x/${CTR_A}`, NOW - MIN, 1),
+  ]);
+  const filters: FindingFilter[] = [
+    {},
+    { kind: 'suspicious-spawn' },
+    { status: 'open' },
+    { node: 'node-a' },
+    { namespace: 'payments' },
+    { namespace: 'payments', pod: 'payment-processor-7d9f' },
+    { pod: 'payment-processor-7d9f' },
+    { since: NOW - HOUR },
+    { kind: 'growth', node: 'node-a', status: 'open', offset: 100 },
+  ];
+  for (const f of filters) store.listFindings(f);
+  store.getFinding('growth-p1');
+  for (const f of [{}, { node: 'node-a' }, { namespace: 'payments' }, { namespace: 'payments', pod: 'x' }, { offset: 100 }]) store.listTargets(f);
+  store.series('node-a', `proc:4242:${NOW - HOUR}`);
+  store.listAgents();
+  store.listAudit({ action: 'finding.read' });
+  store.applyRetention({ maxAgeMs: DAY, maxBlobBytes: 1e12 }, NOW, () => {});
+
+  const plans = plansOf(store, join(dir, 'leakwatch.db'));
+  const of = (pattern: RegExp) => plans.filter((p) => pattern.test(p.sql)).flatMap((p) => p.plan);
+  for (const { sql, plan } of plans) {
+    if (!/\b(findings|targets)\b/.test(sql) || /SELECT DISTINCT sha256|FROM targets ORDER BY node, targetKey|FROM agents|FROM audit/.test(sql)) continue;
+    for (const line of plan) assert.doesNotMatch(line, /^SCAN (findings|targets)( AS \w+)?$/, `${sql}\n${plan.join('\n')}`);
+  }
+  const listing = (where: string) => of(new RegExp(`FROM findings ${where}\\s*ORDER BY updatedAt DESC`));
+  // (Ties on updatedAt are ordered by id in a small sort: "TEMP B-TREE FOR LAST TERM OF ORDER BY".)
+  assert.match(listing('').join('|'), /^SCAN findings USING INDEX findings_updated\b/);
+  assert.match(listing('WHERE kind = @kind').join('|'), /SEARCH findings USING INDEX findings_kind \(kind=\?\)/);
+  assert.match(listing('WHERE node = @node').join('|'), /SEARCH findings USING INDEX findings_node_(pid|container) \(node=\?\)/);
+  assert.match(listing('WHERE namespace = @namespace AND pod = @pod').join('|'), /SEARCH findings USING INDEX findings_ns_pod \(namespace=\? AND pod=\?\)/);
+  assert.match(listing('WHERE updatedAt >= @since').join('|'), /SEARCH findings USING INDEX findings_updated \(updatedAt>\?\)/);
+  assert.match(of(/WHERE node = \? AND containerId = \?/).join('|'), /SEARCH findings USING INDEX findings_node_container \(node=\? AND containerId=\?\)/);
+  assert.match(of(/WHERE node = @node AND pid = @pid/).join('|'), /SEARCH findings USING (COVERING )?INDEX findings_node_pid \(node=\? AND pid=\?\)/);
+  assert.match(of(/ORDER BY lastSeenMs DESC, node, targetKey LIMIT/).join('|'), /SCAN targets USING INDEX targets_last_seen/);
+  assert.match(of(/SELECT MIN\(n.startMs\)/).join('|'), /SEARCH n USING PRIMARY KEY \(node=\? AND targetKey>\? AND targetKey<\?\)/);
+  assert.match(of(/WHERE status = 'resolved' AND updatedAt < \?/).join('|'), /SEARCH findings USING INDEX findings_updated \(updatedAt<\?\)/);
+});
+
+test('a schema 1 database is upgraded in place: its findings kept, the indexes updates do not need dropped', (t) => {
+  const dir = tempDir(t);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const raw = new Database(join(dir, 'leakwatch.db'));
+  raw.pragma('journal_mode = WAL');
+  raw.pragma(`application_id = ${APPLICATION_ID}`);
+  MIGRATIONS[0]!(raw);
+  raw.pragma('user_version = 1');
+  const f = growth('growth-v1');
+  raw.prepare(`INSERT INTO findings (id, kind, status, node, namespace, pod, podUid, container, containerId, pid, at, updatedAt, summary, targetJson, detailsJson, receivedMs)
+    VALUES (?, 'growth', 'open', 'node-a', 'payments', 'payment-processor-7d9f', ?, 'app', ?, 4242, ?, ?, ?, ?, ?, ?)`).run(
+    f.id, f.target.podUid, f.target.containerId, f.at, f.updatedAt, f.summary, JSON.stringify(f.target), JSON.stringify(f.details), NOW,
+  );
+  const v1Indexes = (raw.prepare(`SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'findings' AND sql IS NOT NULL ORDER BY name`).pluck().all() as string[]);
+  raw.close();
+  assert.ok(v1Indexes.includes('findings_status') && v1Indexes.includes('findings_node'));
+
+  const store = open(t, dir);
+  assert.equal(store.describe().schemaVersion, MIGRATIONS.length);
+  assert.deepEqual(store.getFinding('growth-v1'), f);
+  assert.deepEqual(store.listFindings({ node: 'node-a', status: 'open' }).map((x) => x.id), ['growth-v1']);
+  store.close();
+  const db = new Database(join(dir, 'leakwatch.db'), { readonly: true });
+  t.after(() => db.close());
+  const indexes = db.prepare(`SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'findings' AND sql IS NOT NULL ORDER BY name`).all() as Array<{ name: string; sql: string }>;
+  assert.deepEqual(
+    indexes.map((i) => i.name),
+    ['findings_kind', 'findings_node_container', 'findings_node_pid', 'findings_ns_pod', 'findings_updated'],
+  );
+  assert.match(indexes.find((i) => i.name === 'findings_ns_pod')!.sql, /\(namespace, pod\)$/);
 });
 
 test('a data dir that cannot be used is a clear error', (t) => {
