@@ -109,25 +109,25 @@ export function addDiffCommand(snapshots: Command): void {
       .option('--timeout <sec>', 'how long to wait for the collector to finish a diff (snapshot ids)', parsePositiveInteger, 900)
       .option('--json', 'print the diff as JSON'),
   ).action(async (before: string, after: string, options: DiffCommandOptions) => {
-      try {
-        if (namesStoredSnapshots(before, after)) {
-          const record = await diffOnCollector(before, after, options);
-          if (options.json) process.stdout.write(`${JSON.stringify(record, null, 2)}\n`);
-          else process.stdout.write(`${renderStoredDiff(record, options.top)}\n`);
-          if (record.status === 'failed') {
-            process.stderr.write(`leakwatch: the collector could not diff these snapshots: ${printable(record.reason ?? 'no reason given', 400)}\n`);
-            process.exitCode = 1;
-          }
-          return;
+    try {
+      if (namesStoredSnapshots(before, after)) {
+        const record = await diffOnCollector(before, after, options);
+        if (options.json) process.stdout.write(`${JSON.stringify(record, null, 2)}\n`);
+        else process.stdout.write(`${renderStoredDiff(record, options.top)}\n`);
+        if (record.status === 'failed') {
+          process.stderr.write(`leakwatch: the collector could not diff these snapshots: ${printable(record.reason ?? 'no reason given', 400)}\n`);
+          process.exitCode = 1;
         }
-        const diff = await diffSnapshotFiles(before, after, {
-          top: options.top,
-          sameSession: options.match === 'auto' ? undefined : options.match === 'ids',
-        });
-        process.stdout.write(options.json ? `${JSON.stringify(diff, null, 2)}\n` : `${renderDiff(diff)}\n`);
-      } catch (err) {
-        process.stderr.write(`leakwatch: ${err instanceof Error ? err.message : String(err)}\n`);
-        process.exitCode = 1;
+        return;
       }
-    });
+      const diff = await diffSnapshotFiles(before, after, {
+        top: options.top,
+        sameSession: options.match === 'auto' ? undefined : options.match === 'ids',
+      });
+      process.stdout.write(options.json ? `${JSON.stringify(diff, null, 2)}\n` : `${renderDiff(diff)}\n`);
+    } catch (err) {
+      process.stderr.write(`leakwatch: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exitCode = 1;
+    }
+  });
 }

@@ -232,6 +232,10 @@ describe('automatic heap diffs', () => {
     assert.ok([200, 202].includes(retried.status));
     const again = await untilDiff(collector.url, read, `/api/v1/snapshots/${broken.a}/diff/${broken.b}`, (j) => j.heapDiff);
     assert.equal(again.status, 'failed');
+    // The CLI by ids: the reason on one stderr line, a non-zero exit.
+    const cli = await runCli(['snapshots', 'diff', broken.a, broken.b], { env: { LEAKWATCH_URL: collector.url, LEAKWATCH_TOKEN: read } });
+    assert.equal(cli.status, 1);
+    assert.match(cli.stderr, /^leakwatch: the collector could not diff these snapshots: the diff process exited with 1: .+\n$/);
   });
 
   it('a diff past its timeout is killed and recorded as failed; retention deletes diffs with their snapshots', async () => {
