@@ -97,6 +97,7 @@ export class OomTracker {
   private readonly forgetAfterMs: number;
   private readonly counters = new Map<string, CounterState>();
   private counterKills: CounterKill[] = [];
+  private observedAnyPass = false;
   private kmsgKills: PendingKmsgKill[] = [];
   private ready: OomKillEvent[] = [];
   /** The same kill read twice (follower reopened, overlapping fixtures) is one kill. */
@@ -137,6 +138,8 @@ export class OomTracker {
   observeCounters(atMs: number, readings: OomCounterReading[]): void {
     const moved: Array<{ reading: OomCounterReading; delta: number; sinceMs: number }> = [];
     const seen = new Set<string>();
+    const firstPass = !this.observedAnyPass;
+    this.observedAnyPass = true;
     for (const reading of readings) {
       if (seen.has(reading.cgroupPath) || !Number.isSafeInteger(reading.oomKills) || reading.oomKills < 0) continue;
       seen.add(reading.cgroupPath);
@@ -144,6 +147,8 @@ export class OomTracker {
       this.counters.set(reading.cgroupPath, { count: reading.oomKills, atMs });
       if (before && reading.oomKills > before.count) {
         moved.push({ reading, delta: reading.oomKills - before.count, sinceMs: before.atMs });
+      } else if (!before && !firstPass && reading.oomKills > 0) {
+        this.confirmFromFirstSighting(reading, atMs);
       }
     }
     for (const [path, state] of this.counters) {
@@ -169,6 +174,24 @@ export class OomTracker {
           this.counterKills.push(counterKill);
         }
       }
+    }
+  }
+
+  /**
+   * A cgroup first read after start-up with kills already counted: a container whose process was
+   * killed before any pass saw it in the cgroup (it is read only while it has processes), now
+   * running again. Its count is all since it was made, at an unknown time, so it is not reported
+   * on its own (a kill the kernel log already reported alone would be counted twice); it only
+   * confirms kernel-log kills still waiting for their counter, oldest first.
+   */
+  private confirmFromFirstSighting(reading: OomCounterReading, atMs: number): void {
+    const ids = this.idsOfReading(reading);
+    for (let i = 0; i < reading.oomKills; i++) {
+      const counterKill: CounterKill = { reading, ids, sinceMs: Number.NEGATIVE_INFINITY, atMs, learnedMs: atMs };
+      const match = this.bestKmsgKill(counterKill);
+      if (!match) return;
+      this.kmsgKills = this.kmsgKills.filter((k) => k !== match);
+      this.ready.push(this.event(match, counterKill));
     }
   }
 

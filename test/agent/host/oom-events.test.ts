@@ -191,6 +191,35 @@ test('the first reading is a baseline; a counter that goes down is a new baselin
   assert.equal(events[0]!.atMs, T + 3000);
 });
 
+test('a container first seen after start-up with a kill counted confirms the pending kernel-log kill', () => {
+  // The main process was killed before any pass saw it in its cgroup; it restarted and the next
+  // pass reads the cgroup for the first time, its counter already at 1.
+  const t = tracker({ holdMs: 5000 });
+  t.observeCounters(T - 1000, [reading(0, { cgroupPath: '/kubepods/other', containerId: 'other' })]);
+  t.observeKmsg([kill()], T + 500);
+  t.observeCounters(T + 2000, [reading(1)]);
+  const events = t.takeEvents(T + 2000);
+  assert.equal(events.length, 1);
+  assert.deepEqual([...events[0]!.sources].sort(), ['counter', 'kmsg']);
+  assert.equal(events[0]!.pid, 4836);
+  assert.deepEqual(t.takeEvents(T + 60_000), [], 'nothing left over to be reported twice');
+});
+
+test('a first sighting never reports kills on its own: the kernel log may have reported them already', () => {
+  const t = tracker({ holdMs: 3000 });
+  t.observeCounters(T - 1000, [reading(0, { cgroupPath: '/kubepods/other', containerId: 'other' })]);
+  t.observeKmsg([kill()], T + 500);
+  const alone = t.takeEvents(T + 3500);
+  assert.equal(alone.length, 1);
+  assert.deepEqual(alone[0]!.sources, ['kmsg']);
+  t.observeCounters(T + 4000, [reading(1)]);
+  assert.deepEqual(t.takeEvents(T + 60_000), []);
+  // and at start-up the first reading stays a baseline, whatever it holds
+  const u = tracker({ kmsgActive: () => false });
+  u.observeCounters(T, [reading(2)]);
+  assert.deepEqual(u.takeEvents(T + 60_000), []);
+});
+
 test('cgroup v2 counts a kill in the pod and the container: still one kill', () => {
   const t = tracker({ kmsgActive: () => false });
   const pod = (n: number) => reading(n, { cgroupPath: POD, containerId: null, container: null });
