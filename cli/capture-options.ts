@@ -13,6 +13,7 @@ export interface CaptureCliOptions {
   autoCapture: boolean;
   captureHeadroomFactor: number;
   captureInterval: number;
+  capturePairSpacing: number;
 }
 
 function parseFactor(value: string): number {
@@ -26,7 +27,8 @@ export function addCaptureOptions(command: Command): Command {
     .option('--no-capture', 'never take heap snapshots or sampling heap profiles of Node.js targets')
     .option('--no-auto-capture', 'take snapshots only when asked (leakwatch snapshots take), not on growth findings')
     .option('--capture-headroom-factor <n>', 'a full snapshot needs cgroup headroom >= n x the heap in use, else a sampling profile is taken', parseFactor, 2)
-    .option('--capture-interval <duration>', 'at most one automatic capture per target this often (e.g. 10m)', parseDurationMs, parseDurationMs('10m'));
+    .option('--capture-interval <duration>', 'at most one automatic capture per target this often (e.g. 10m)', parseDurationMs, parseDurationMs('10m'))
+    .option('--capture-pair-spacing <duration>', 'time between the two snapshots of an automatic pair (what grew in between is what the diff shows)', parseDurationMs, parseDurationMs('30s'));
 }
 
 export interface LateBound {
@@ -43,6 +45,7 @@ export function captureOption(options: CaptureCliOptions, sink: SnapshotSink, la
     reports: (report) => late.runtime?.uplink?.reportCapture(report),
     probes: { find: (pid) => late.probes?.find(pid) ?? null },
     auto: options.autoCapture,
+    pairSpacingMs: options.capturePairSpacing,
     gates: { headroomFactor: options.captureHeadroomFactor, autoIntervalMs: options.captureInterval },
   };
 }

@@ -25,7 +25,9 @@ export function autoCaptureCandidates(events: readonly FindingEvent[], processes
     const pid = f.target.pid;
     if (pid === null || seen.has(pid)) continue;
     const p = processes.find((q) => q.pid === pid);
-    if (!p || !isNodeProcess(p)) continue;
+    // Only processes in pods, and never the agent itself (`leakwatch up` runs on the node it
+    // watches, and SIGUSR1 would open an inspector in our own process and pause us for the snapshot).
+    if (!p || p.pid === process.pid || p.podUid === null || !isNodeProcess(p)) continue;
     seen.add(pid);
     out.push({ process: p, findingId: f.id, opening: e.change === 'open' });
   }

@@ -69,4 +69,9 @@ describe('automatic capture policy', () => {
     assert.deepEqual(autoCaptureCandidates([growth(9)], procs), [], 'a process gone from the sample');
     assert.equal(targetKeyOf(proc(1)), 'proc:1:1001');
   });
+
+  it('never picks the agent itself, nor a process outside any pod', () => {
+    const procs = [proc(process.pid), proc(3, { podUid: null, namespace: null, pod: null })];
+    assert.deepEqual(autoCaptureCandidates([growth(process.pid), growth(3)], procs), []);
+  });
 });
