@@ -15,10 +15,10 @@ import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SNAPSHOT_TARGET_SOURCE } from './support/snapshot-target.js';
-import { createSnapshotBenchPod } from './support/snapshot-pod.js';
+import { createSnapshotBenchPod, POD_NAMES_RESCAN_MS } from './support/snapshot-pod.js';
 import { startSnapshotPipeline, type SnapshotPipeline } from './support/snapshot-pipeline.js';
 import { buildForBench, killAndWait, readProcCpuMs } from './support/collector-process.js';
-import { collectLines, createNetns, netnsAvailability, writeTargetScript } from '../test/support/capture-targets.js';
+import { collectLines, createNetns, netnsAvailability } from '../test/support/capture-targets.js';
 import { snapshotFilePath, snapshotDir } from '../server/store/snapshot-files.js';
 import type { FakePod } from '../demo/fake-pod.js';
 
@@ -172,7 +172,7 @@ interface TakeAnswer {
   message?: string;
 }
 
-/** Until the collector lists one of the pod's targets (from the sidecar's growth finding): the API needs it to route. */
+/** Until the collector lists the pod's target (from the agent's finding about it): the API needs it to route. */
 async function waitUntilKnown(pipeline: SnapshotPipeline, pod: FakePod): Promise<void> {
   const until = Date.now() + 60_000;
   for (;;) {
@@ -180,7 +180,11 @@ async function waitUntilKnown(pipeline: SnapshotPipeline, pod: FakePod): Promise
     const list = (r.json as { targets?: unknown[] }).targets;
     if (r.status === 200 && Array.isArray(list) && list.length > 0) return;
     if (Date.now() > until) {
-      const findings = await pipeline.api('GET', '/api/v1/findings');
+      const findings = await pipeline.api('GET', '/api/v1/findings?limit=1000');
+      if (process.env.LEAKWATCH_BENCH_DEBUG_DIR) {
+        writeFileSync(join(process.env.LEAKWATCH_BENCH_DEBUG_DIR, 'findings.json'), JSON.stringify(findings.json, null, 1));
+        writeFileSync(join(process.env.LEAKWATCH_BENCH_DEBUG_DIR, 'agent-log.jsonl'), pipeline.agentLog.map((l) => JSON.stringify(l.line)).join('\n'));
+      }
       throw new Error(`the collector does not know pod ${pod.namespace}/${pod.name} after 60 s: ${r.status} ${JSON.stringify(r.json).slice(0, 300)}; findings: ${JSON.stringify(findings.json).slice(0, 1000)}`);
     }
     await new Promise((r) => setTimeout(r, 500));
@@ -193,15 +197,16 @@ async function measure(heapMiB: number, work: string, netnsName: string | null, 
   // also leaves the agent's headroom gate (default factor 2 × heap in use) satisfied.
   const limit = Math.ceil(heapMiB * 14 + 512) * MiB;
   const pod = createSnapshotBenchPod(`snap-${heapMiB}`, limit, logRoot);
-  const scriptPath = join(work, 'target.cjs');
+  // The agent judges a new process once, at first sight, with the pod names it has then: past one
+  // rescan of the pod-log directory, the new pod has its name.
+  await new Promise((r) => setTimeout(r, POD_NAMES_RESCAN_MS + 1_000));
+  // One script per size: the agent keys a suspicious spawn by parent and script, a second one would only update the first.
+  const scriptPath = join(work, `target-${heapMiB}.cjs`);
   writeFileSync(scriptPath, SNAPSHOT_TARGET_SOURCE);
   const nodeArgs = ['--max-old-space-size=4096', scriptPath, String(heapMiB)];
   const target: ChildProcess = netnsName
     ? pod.spawnIn('app', 'ip', ['netns', 'exec', netnsName, process.execPath, ...nodeArgs], { stdio: ['pipe', 'pipe', 'inherit'] })
     : pod.spawnIn('app', process.execPath, nodeArgs, { stdio: ['pipe', 'pipe', 'inherit'] });
-  // Leaks about 120 MB over 12 s in its 256 MiB container, then stops: the agent's growth finding
-  // makes the pod known to the collector.
-  const sidecar = pod.spawnIn('sidecar', process.execPath, [writeTargetScript(work, 'sidecar.cjs'), '120000', '1000']);
   try {
     const out = collectLines(target);
     const ready = await out.waitFor(/^ready /, 300_000);
@@ -303,7 +308,6 @@ async function measure(heapMiB: number, work: string, netnsName: string | null, 
     };
   } finally {
     await killAndWait(target);
-    await killAndWait(sidecar);
     await pod.destroy();
   }
 }
@@ -313,7 +317,9 @@ export async function run(): Promise<unknown> {
   const ns = netnsAvailability();
   const work = mkdtempSync(join(os.tmpdir(), 'leakwatch-bench-snapshot-'));
   const logRoot = join(work, 'node-logs');
+  // Both before the agent starts: it reads pod names from <logRoot>/pods and warns once if it is missing.
   mkdirSync(join(logRoot, 'containers'), { recursive: true });
+  mkdirSync(join(logRoot, 'pods'), { recursive: true });
   const netns = ns.ok ? createNetns() : null;
   if (!ns.ok) console.log(`  no network namespace (${ns.reason}): targets share the agent's, no relay`);
   const build = buildForBench();
@@ -358,6 +364,7 @@ export async function run(): Promise<unknown> {
       '(d): VmHWM of the agent and of the collector process reset (clear_refs 5) just before (b); growth = VmHWM after (b) − VmRSS just before. Both run the compiled CLI (plain node, no tsx).',
       'The netns relay is a child process of the agent (nsenter + node -e); its peak RSS is sampled every 20 ms and listed apart.',
       'sha256Verified: the collector\'s stored file read back after (b) (not timed) hashes to the sha256 the agent computed and the API returned.',
+      'The collector routes a take to the node it has seen the pod on, which it learns from the agent\'s findings (a pod with no finding is unknown to it: 404 unknown-pod). Here the finding is the suspicious-spawn one the agent raises because the target runs a script just written to /tmp (tmp-script, fresh-script); the pod is created one pod-log rescan (10 s) before the target starts so that finding carries the pod\'s name. The take names container app and the target\'s pid.',
       'The cgroup limits (heap × 14 + 512 MiB) are above the 256 MiB the tests use: a full snapshot of this object-dense heap costs the target about 12 × its heap; the target bounds itself (a fixed heap, nothing else allocated).',
     ],
   };
