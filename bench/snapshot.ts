@@ -200,9 +200,10 @@ async function measure(heapMiB: number, work: string, netnsName: string | null, 
   // The agent judges a new process once, at first sight, with the pod names it has then: past one
   // rescan of the pod-log directory, the new pod has its name.
   await new Promise((r) => setTimeout(r, POD_NAMES_RESCAN_MS + 1_000));
-  // One script per size: the agent keys a suspicious spawn by parent and script, a second one would only update the first.
+  // One script per size, differing in content: the agent keys a suspicious spawn by parent and the
+  // script's sha256, so a second identical one would only update the first (and its pod).
   const scriptPath = join(work, `target-${heapMiB}.cjs`);
-  writeFileSync(scriptPath, SNAPSHOT_TARGET_SOURCE);
+  writeFileSync(scriptPath, `// bench target, ${heapMiB} MiB\n${SNAPSHOT_TARGET_SOURCE}`);
   const nodeArgs = ['--max-old-space-size=4096', scriptPath, String(heapMiB)];
   const target: ChildProcess = netnsName
     ? pod.spawnIn('app', 'ip', ['netns', 'exec', netnsName, process.execPath, ...nodeArgs], { stdio: ['pipe', 'pipe', 'inherit'] })
