@@ -245,12 +245,12 @@ async function measure(heapMiB: number, work: string, netnsName: string | null, 
       const collectorCpuMs = readProcCpuMs(collectorPid)! - collectorCpu0;
       const agentPeak = statusMiB(agentPid, 'VmHWM');
       const collectorPeak = statusMiB(collectorPid, 'VmHWM');
-      const lag = await send(target, out, 'lag-report', /^lag /, 10_000);
-      const targetPeakRssCaptureMiB = statusMiB(target.pid!, 'VmHWM');
       const body = answer.json as TakeAnswer;
       if (answer.status !== 200 || body.capture?.outcome !== 'captured' || body.snapshots?.length !== 1) {
-        throw new Error(`snapshots take answered ${answer.status}: ${JSON.stringify(answer.json).slice(0, 600)}`);
+        throw new Error(`snapshots take answered ${answer.status} after ${Math.round(leakwatchMs)} ms: ${JSON.stringify(answer.json).slice(0, 600)}`);
       }
+      const lag = await send(target, out, 'lag-report', /^lag /, 60_000);
+      const targetPeakRssCaptureMiB = statusMiB(target.pid!, 'VmHWM');
       const row = body.snapshots[0]!;
       const spooled = await pipeline.waitForAgentLog((l) => l.msg === 'snapshot spooled' && l.snapshotId === row.snapshotId, t0, 5_000);
       const stored = snapshotFilePath(snapshotDir(join(work, 'collector-data')), row.snapshotId, row.kind);
