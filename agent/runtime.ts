@@ -190,6 +190,15 @@ export function startAgent(options: AgentRuntimeOptions): AgentRuntime {
   }
 
   uplink?.onCommand('ping', () => ({ node: options.nodeName, atMs: Date.now(), version: options.version ?? '0.0.0-unknown' }));
+  // The collector asks every agent this when it must reach a pod it has no target or finding for
+  // (a `snapshots take` of a quiet pod): only the agent whose node runs it says yes.
+  uplink?.onCommand('locate-pod', (command) => {
+    const namespace = typeof command.namespace === 'string' ? command.namespace : null;
+    const pod = typeof command.pod === 'string' ? command.pod : null;
+    if (!namespace || !pod) throw new Error('locate-pod needs namespace and pod');
+    const processes = watcher.latestSample?.processes ?? [];
+    return { found: processes.some((p) => p.namespace === namespace && p.pod === pod) };
+  });
   uplink?.start();
 
   const stats = {

@@ -199,6 +199,7 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
   const snapshotApi = snapshotRoutes({
     api: apiEnv,
     receiver: snapshotReceiver,
+    connectedAgents: () => [...sessions.values()].filter((s) => s.hello).map((s) => s.agentId!),
     agentsOnNode: (node) =>
       [...sessions.values()]
         .filter((s) => s.hello?.node === node)

@@ -18,11 +18,21 @@ export interface SnapshotApiEnv {
   receiver: SnapshotReceiver;
   /** Agent ids connected right now for a node (newest connection first). */
   agentsOnNode(node: string): string[];
-  sendCommand(agentId: string, command: SnapshotCommand, timeoutMs: number): Promise<CommandResult>;
+  /** Every agent connected right now. */
+  connectedAgents(): string[];
+  sendCommand(agentId: string, command: SnapshotCommand | LocatePodCommand, timeoutMs: number): Promise<CommandResult>;
   /** The heap diffs a snapshot takes part in, served as `analysis` with it. */
   analysisOf?(snapshotId: string): unknown[];
 }
 
+/** Asked of every connected agent when the collector knows nothing of a pod yet. */
+export interface LocatePodCommand {
+  action: 'locate-pod';
+  namespace: string;
+  pod: string;
+}
+
+const LOCATE_TIMEOUT_MS = 5_000;
 const MAX_LIST_LIMIT = 10_000;
 const DEFAULT_LIST_LIMIT = 100;
 const DEFAULT_TAKE_TIMEOUT_MS = 120_000;
@@ -136,6 +146,22 @@ export function snapshotRoutes(env: SnapshotApiEnv): Route[] {
     return findings[0]?.node ?? null;
   };
 
+  /** The agent that says it runs the pod; agents that fail or do not answer in time count as no. */
+  const locatePod = async (namespace: string, pod: string): Promise<string | null> => {
+    const agents = env.connectedAgents();
+    const answers = await Promise.all(
+      agents.map(async (agentId) => {
+        try {
+          const r = await env.sendCommand(agentId, { action: 'locate-pod', namespace, pod }, LOCATE_TIMEOUT_MS);
+          return r.ok && (r.result as { found?: unknown } | undefined)?.found === true ? agentId : null;
+        } catch {
+          return null;
+        }
+      }),
+    );
+    return answers.find((a): a is string => a !== null) ?? null;
+  };
+
   return [
     {
       method: 'GET',
@@ -223,10 +249,16 @@ export function snapshotRoutes(env: SnapshotApiEnv): Route[] {
         const target = parseTakeBody(await readJsonBody(ctx.req));
         const deadline = Date.now() + timeoutMs;
         const node = nodeOfPod(target.namespace, target.pod);
-        if (!node) throw new HttpError(404, 'unknown-pod', `the collector knows no pod ${target.namespace}/${target.pod} (no target or finding names it)`);
-        const agentId = env.agentsOnNode(node)[0];
-        if (!agentId) throw new HttpError(503, 'agent-offline', `the agent of node ${node}, which runs ${target.namespace}/${target.pod}, is not connected`);
-        api.audit(ctx, 'snapshot.take', `${target.namespace}/${target.pod}${target.pid ? ` pid ${target.pid}` : ''} on ${node}`);
+        let agentId: string | undefined;
+        if (node) {
+          agentId = env.agentsOnNode(node)[0];
+          if (!agentId) throw new HttpError(503, 'agent-offline', `the agent of node ${node}, which runs ${target.namespace}/${target.pod}, is not connected`);
+        } else {
+          // A pod with no finding yet is unknown here: the agent whose node runs it knows it.
+          agentId = (await locatePod(target.namespace, target.pod)) ?? undefined;
+          if (!agentId) throw new HttpError(404, 'unknown-pod', `no connected agent runs a pod ${target.namespace}/${target.pod}`);
+        }
+        api.audit(ctx, 'snapshot.take', `${target.namespace}/${target.pod}${target.pid ? ` pid ${target.pid}` : ''} on ${node ?? `the node of agent ${agentId}`}`);
         let result: CommandResult;
         try {
           result = await env.sendCommand(agentId, { action: 'snapshot', ...target }, timeoutMs);

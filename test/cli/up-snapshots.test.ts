@@ -6,10 +6,11 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../support/net.js';
+import { privateArtifactsDir } from '../support/places.js';
 import { createFakePod, fakeNodeAvailability, type FakePod } from '../support/fake-node.js';
 import { runCli, startCli } from '../support/cli.js';
 import { collectLines, isAlive, waitUntil, writeTargetScript } from '../support/capture-targets.js';
@@ -21,6 +22,7 @@ const ALLOCATED = 20_000;
 
 describe('leakwatch up: snapshots take, ls and pull', { skip: availability.ok ? false : `SKIP: ${availability.ok ? '' : availability.reason}`, timeout: 180_000 }, () => {
   let dir: string;
+  let appDir: string | undefined;
   let up: ChildProcess;
   let target: ChildProcess;
   let out = '';
@@ -30,7 +32,13 @@ describe('leakwatch up: snapshots take, ls and pull', { skip: availability.ok ? 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'leakwatch-up-snap-'));
     pod = createFakePod({ namespace: 'shop', name: 'cart-7d9f', containers: [{ name: 'api', limitBytes: 256 * MiB }] });
-    const script = writeTargetScript(dir);
+    // The app lives in a private directory and was deployed an hour ago: nothing about it is
+    // suspicious, so the collector has no finding naming the pod and must ask its agents where it runs.
+    mkdirSync(privateArtifactsDir(), { recursive: true });
+    appDir = mkdtempSync(join(privateArtifactsDir(), 'up-snapshots-app-'));
+    const script = writeTargetScript(appDir);
+    const anHourAgo = new Date(Date.now() - 3_600_000);
+    utimesSync(script, anHourAgo, anHourAgo);
     target = pod.spawnIn('api', process.execPath, [script, String(ALLOCATED), '5000'], { stdio: ['ignore', 'pipe', 'inherit'] });
     const lines = collectLines(target);
     await lines.waitFor(new RegExp(`^done ${ALLOCATED}$`), 30_000);
@@ -40,8 +48,8 @@ describe('leakwatch up: snapshots take, ls and pull', { skip: availability.ok ? 
     up.stdout!.on('data', (c: Buffer) => (out += c.toString()));
     await waitUntil(() => out.includes('Ctrl-C to stop'), 30_000, 'leakwatch up to start');
     env = { LEAKWATCH_URL: `http://127.0.0.1:${port}`, LEAKWATCH_TOKEN: readFileSync(join(dir, 'data', 'local-token'), 'utf8').trim() };
-    // The collector learns which node runs the pod from the agent's targets; give it a few passes.
-    await new Promise((r) => setTimeout(r, 4000));
+    // The agent needs a pass or two to see the target in its pod.
+    await new Promise((r) => setTimeout(r, 3000));
   });
 
   after(async () => {
@@ -52,15 +60,14 @@ describe('leakwatch up: snapshots take, ls and pull', { skip: availability.ok ? 
     target?.kill('SIGKILL');
     await pod?.destroy();
     rmSync(dir, { recursive: true, force: true });
+    if (appDir) rmSync(appDir, { recursive: true, force: true });
   });
 
   test('take captures through the inspector, pull saves the verified file, the target lives on', async () => {
-    let take = runCli(['snapshots', 'take', '--pod', 'shop/cart-7d9f', '--json', '--timeout', '120s'], { env, timeoutMs: 150_000 });
-    // The pod may not be known to the collector yet on a slow machine: one retry after more passes.
-    if (take.status !== 0 && /unknown pod|not found|404/i.test(take.stderr)) {
-      await new Promise((r) => setTimeout(r, 5000));
-      take = runCli(['snapshots', 'take', '--pod', 'shop/cart-7d9f', '--json', '--timeout', '120s'], { env, timeoutMs: 150_000 });
-    }
+    const known = runCli(['findings', '--pod', 'cart-7d9f', '--json'], { env });
+    assert.equal(known.status, 0, known.stderr);
+    assert.deepEqual(JSON.parse(known.stdout), [], 'no finding names the pod: the collector must locate it through its agents');
+    const take = runCli(['snapshots', 'take', '--pod', 'shop/cart-7d9f', '--json', '--timeout', '120s'], { env, timeoutMs: 150_000 });
     assert.equal(take.status, 0, `take: ${take.stderr}\n${take.stdout}`);
     const result = JSON.parse(take.stdout) as { capture: { outcome: string; pid: number; snapshotIds: string[] }; snapshots: Array<{ snapshotId: string; sha256: string; bytes: number; via: string; kind: string }> };
     assert.equal(result.capture.outcome, 'captured', JSON.stringify(result.capture));
