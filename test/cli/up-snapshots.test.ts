@@ -9,11 +9,10 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from '../support/net.js';
 import { privateArtifactsDir } from '../support/places.js';
 import { createFakePod, fakeNodeAvailability, type FakePod } from '../support/fake-node.js';
-import { runCli, startCli } from '../support/cli.js';
-import { collectLines, isAlive, waitUntil, writeTargetScript } from '../support/capture-targets.js';
+import { runCli, startUp, type RunningUp } from '../support/cli.js';
+import { collectLines, isAlive, writeTargetScript } from '../support/capture-targets.js';
 import { devtoolsClassCount } from '../support/devtools-peer.js';
 
 const availability = fakeNodeAvailability();
@@ -23,9 +22,8 @@ const ALLOCATED = 20_000;
 describe('leakwatch up: snapshots take, ls and pull', { skip: availability.ok ? false : `SKIP: ${availability.ok ? '' : availability.reason}`, timeout: 180_000 }, () => {
   let dir: string;
   let appDir: string | undefined;
-  let up: ChildProcess;
+  let up: RunningUp | undefined;
   let target: ChildProcess;
-  let out = '';
   let env: NodeJS.ProcessEnv;
   let pod: FakePod;
 
@@ -42,21 +40,15 @@ describe('leakwatch up: snapshots take, ls and pull', { skip: availability.ok ? 
     target = pod.spawnIn('api', process.execPath, [script, String(ALLOCATED), '5000'], { stdio: ['ignore', 'pipe', 'inherit'] });
     const lines = collectLines(target);
     await lines.waitFor(new RegExp(`^done ${ALLOCATED}$`), 30_000);
-    const port = await freePort();
     // No automatic captures: this test is about the on-demand path, and the target does not grow.
-    up = startCli(['up', '--data-dir', join(dir, 'data'), '--listen', `127.0.0.1:${port}`, '--pod-log-root', pod.podLogRoot, '--no-auto-capture']);
-    up.stdout!.on('data', (c: Buffer) => (out += c.toString()));
-    await waitUntil(() => out.includes('Ctrl-C to stop'), 30_000, 'leakwatch up to start');
-    env = { LEAKWATCH_URL: `http://127.0.0.1:${port}`, LEAKWATCH_TOKEN: readFileSync(join(dir, 'data', 'local-token'), 'utf8').trim() };
+    up = await startUp(join(dir, 'data'), ['--pod-log-root', pod.podLogRoot, '--no-auto-capture']);
+    env = up.env;
     // The agent needs a pass or two to see the target in its pod.
     await new Promise((r) => setTimeout(r, 3000));
   });
 
   after(async () => {
-    if (up && up.exitCode === null) {
-      up.kill('SIGTERM');
-      await new Promise((r) => up.once('exit', r));
-    }
+    await up?.stop();
     target?.kill('SIGKILL');
     await pod?.destroy();
     rmSync(dir, { recursive: true, force: true });

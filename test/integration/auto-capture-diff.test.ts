@@ -6,13 +6,12 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from '../support/net.js';
 import { createFakePod, fakeNodeAvailability, type FakePod } from '../support/fake-node.js';
-import { runCli, startCli } from '../support/cli.js';
-import { isAlive, waitUntil, writeTargetScript } from '../support/capture-targets.js';
+import { runCli, startUp, type RunningUp } from '../support/cli.js';
+import { isAlive, writeTargetScript } from '../support/capture-targets.js';
 import type { Finding } from '../../protocol/findings.js';
 import type { HeapDiffRecord } from '../../protocol/heap-diff-record.js';
 
@@ -37,29 +36,22 @@ setInterval(() => {}, 1 << 30);
 
 describe('automatic capture on growth, diffed by the collector', { skip: availability.ok ? false : `SKIP: ${availability.ok ? '' : availability.reason}`, timeout: 300_000 }, () => {
   let dir: string;
-  let up: ChildProcess;
+  let up: RunningUp | undefined;
   let target: ChildProcess;
-  let out = '';
   let env: NodeJS.ProcessEnv;
   let pod: FakePod;
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'leakwatch-auto-diff-'));
     pod = createFakePod({ namespace: 'shop', name: 'sessions-6c8d', containers: [{ name: 'api', limitBytes: 256 * MiB }] });
-    const port = await freePort();
-    up = startCli(['up', '--data-dir', join(dir, 'data'), '--listen', `127.0.0.1:${port}`, '--pod-log-root', pod.podLogRoot, '--capture-pair-spacing', '15s']);
-    up.stdout!.on('data', (c: Buffer) => (out += c.toString()));
-    await waitUntil(() => out.includes('Ctrl-C to stop'), 30_000, 'leakwatch up to start');
-    env = { LEAKWATCH_URL: `http://127.0.0.1:${port}`, LEAKWATCH_TOKEN: readFileSync(join(dir, 'data', 'local-token'), 'utf8').trim() };
+    up = await startUp(join(dir, 'data'), ['--pod-log-root', pod.podLogRoot, '--capture-pair-spacing', '15s']);
+    env = up.env;
     const script = writeTargetScript(dir, 'sessions.cjs', TARGET_SOURCE);
     target = pod.spawnIn('api', process.execPath, [script], { stdio: ['ignore', 'ignore', 'inherit'] });
   });
 
   after(async () => {
-    if (up && up.exitCode === null) {
-      up.kill('SIGTERM');
-      await new Promise((r) => up.once('exit', r));
-    }
+    await up?.stop();
     target?.kill('SIGKILL');
     await pod?.destroy();
     rmSync(dir, { recursive: true, force: true });
