@@ -17,6 +17,7 @@ import { openInspector, type InspectorHandle } from './inspector-endpoint.js';
 import { choosePodTarget, isNodeProcess, nodeVersionFromPath } from './node-targets.js';
 import { autoCaptureCandidates, targetKeyOf } from './policy.js';
 import { SpoolFullError, type CaptureReportSink, type ProbeConnection, type ProbeRegistry, type SnapshotSink } from './types.js';
+import { findingTargetOf } from '../watch/finding-target.js';
 
 export interface CaptureTuning {
   gates?: GateOptions;
@@ -308,15 +309,9 @@ export class Capturer {
       snapshotId,
       kind,
       targetKey: targetKeyOf(p),
+      ...findingTargetOf(p),
       pid: p.pid,
       nsPid: p.nsPids.at(-1) ?? p.nsPid,
-      comm: p.comm,
-      cmdline: p.cmdline,
-      namespace: p.namespace,
-      pod: p.pod,
-      podUid: p.podUid,
-      container: p.container,
-      containerId: p.containerId,
       nodeVersion: access.nodeVersion,
       trigger: request.trigger,
       findingId: request.findingId ?? null,

@@ -20,6 +20,7 @@ import type { AttributedProcess } from '../host/node-sampler.js';
 import type { FanoutDetails, FindingTarget, ProcessRef } from '../../protocol/findings.js';
 import { mannKendall, serialCorrelationFactor, theilSen } from './trend-stats.js';
 import { interpreterKind, programName } from './spawn-rules.js';
+import { findingTargetOf } from './finding-target.js';
 
 export interface FanoutOptions {
   /**
@@ -573,16 +574,7 @@ export class FanoutDetector {
       kind,
       key: state.key,
       atMs,
-      target: {
-        pid: p.pid,
-        comm: p.comm,
-        cmdline: p.cmdline,
-        namespace: p.namespace,
-        pod: p.pod,
-        podUid: p.podUid,
-        container: p.container,
-        containerId: p.containerId,
-      },
+      target: findingTargetOf(p),
       details,
       summary: summarize(p, details, trigger, spawnWindow, this.s.spawnWindowMs, atMs),
       trigger,

@@ -13,6 +13,7 @@ import { GrowthDetector, type GrowthEvent, type GrowthOptions, type GrowthState 
 import { judgeSpawn, ProvenanceCache, type SpawnEvidence, type SpawnJudgement } from './spawn-evidence.js';
 import type { SpawnRuleConfig } from './spawn-rules.js';
 import { formatBytes as describeBytes, formatDuration as describeDuration } from '../../common/units.js';
+import { findingTargetOf } from './finding-target.js';
 
 export interface WatcherOptions {
   sampler: NodeSampler;
@@ -241,7 +242,7 @@ export class Watcher {
     const from = parent ? ` spawned by ${parent.comm} (pid ${parent.pid})` : '';
     const provenance = ev.provenance ? `; ${ev.provenance.statement}` : '';
     const summary = `suspicious spawn: ${p.comm} (pid ${p.pid}) running ${what}${from} [${details.rules.map((r) => r.id).join(', ')}]${provenance}`;
-    return { ...this.base('suspicious-spawn', key, ev.collectedAtMs, targetOf(p), summary), kind: 'suspicious-spawn', details };
+    return { ...this.base('suspicious-spawn', key, ev.collectedAtMs, findingTargetOf(p), summary), kind: 'suspicious-spawn', details };
   }
 
   // -- growth: per process (anon + swap) and per container (cgroup anon)
@@ -302,7 +303,7 @@ export class Watcher {
     const details = growthDetails('process', s, null);
     const where = p.pod ? ` in ${p.namespace}/${p.pod}${p.container ? `/${p.container}` : ''}` : '';
     const summary = `${p.comm} (pid ${p.pid})${where} ${growthSentence(details)}`;
-    return { ...this.base('growth', `growth:${processKey(p)}`, s.firstDetectedMs, targetOf(p), summary, s.windowEndMs), kind: 'growth', details };
+    return { ...this.base('growth', `growth:${processKey(p)}`, s.firstDetectedMs, findingTargetOf(p), summary, s.windowEndMs), kind: 'growth', details };
   }
 
   private containerGrowthFinding(c: ContainerSample, s: GrowthState): Finding {
@@ -427,18 +428,6 @@ function spawnKey(p: AttributedProcess, judgement: SpawnJudgement): string {
   return `spawn:${parent ? `${parent.pid}:${parent.startTimeMs}` : `self:${processKey(p)}`}:${what}`;
 }
 
-function targetOf(p: AttributedProcess): FindingTarget {
-  return {
-    pid: p.pid,
-    comm: p.comm,
-    cmdline: p.cmdline,
-    namespace: p.namespace,
-    pod: p.pod,
-    podUid: p.podUid,
-    container: p.container,
-    containerId: p.containerId,
-  };
-}
 
 function growthDetails(scope: 'process' | 'container', s: GrowthState, workingSetBytes: number | null): GrowthDetails {
   return {
