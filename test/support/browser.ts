@@ -94,3 +94,13 @@ export async function canvasPixels(page: Page, selector: string, rgb: [number, n
     rgb,
   );
 }
+
+/** Open the page fresh (no token kept from an earlier test) and sign in with `token`. */
+export async function signIn(page: Page, url: string, token: string): Promise<void> {
+  await page.goto(url + '/');
+  await page.evaluate(() => sessionStorage.clear());
+  await page.reload();
+  await page.fill('[data-testid=token-input]', token);
+  await page.click('[data-testid=signin-button]');
+  await page.waitForSelector('[data-testid=live-state]');
+}

@@ -19,7 +19,7 @@ import type { Finding } from '../../../protocol/findings.js';
 import type { SeriesPoint, TargetInfo } from '../../../protocol/messages.js';
 import type { SnapshotCommand } from '../../../protocol/snapshots.js';
 import type { CapturedFile } from '../../../agent/capture/types.js';
-import { canvasPixels, browserUnavailable, launchBrowser, type Browser } from '../../support/browser.js';
+import { canvasPixels, browserUnavailable, launchBrowser, type Browser, signIn as signInPage } from '../../support/browser.js';
 import { helloAgent, httpGet, startTestCollector, type TestAgent, type TestCollector } from '../../support/collector-harness.js';
 import { recordingLogger, waitFor } from '../../support/protocol-peer.js';
 import { fanoutFinding, growthFinding, oomFinding, spawnFinding } from '../../support/sample-findings.js';
@@ -144,15 +144,7 @@ describe('web page against a fake agent', { skip: unavailable ?? false, timeout:
     await waitFor('snapshots stored and the refusal recorded', () => tc.store.getSnapshot(ownSnapshot.meta.snapshotId) !== null && tc.store.getSnapshot(otherSnapshot.meta.snapshotId) !== null && tc.store.listCaptures({ findingId: 'growth-web-1' }).length === 1, 30_000);
   };
 
-  const signIn = async (token: string) => {
-    const { page } = browser;
-    await page.goto(tc.collector.url + '/');
-    await page.evaluate(() => sessionStorage.clear());
-    await page.reload();
-    await page.fill('[data-testid=token-input]', token);
-    await page.click('[data-testid=signin-button]');
-    await page.waitForSelector('[data-testid=live-state]');
-  };
+  const signIn = (token: string): Promise<void> => signInPage(browser.page, tc.collector.url, token);
 
   test('the page is served with a CSP that forbids inline script, and assets with their types', async () => {
     const res = await httpGet(tc.collector.url, '/', null);

@@ -14,7 +14,7 @@ import { DiskQueue } from '../../../agent/disk-queue.js';
 import { SnapshotSpool } from '../../../agent/snapshot-spool.js';
 import { Uplink } from '../../../agent/uplink.js';
 import { snapshotDir, snapshotFilePath } from '../../../server/store/snapshot-files.js';
-import { browserUnavailable, launchBrowser, type Browser } from '../../support/browser.js';
+import { browserUnavailable, launchBrowser, type Browser, signIn as signInPage } from '../../support/browser.js';
 import { httpGet, startTestCollector, type TestCollector } from '../../support/collector-harness.js';
 import { recordingLogger, waitFor } from '../../support/protocol-peer.js';
 import { growthFinding } from '../../support/sample-findings.js';
@@ -92,15 +92,7 @@ describe('web page: heap diff of a growth finding', { skip: unavailable ?? false
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const signIn = async (token: string) => {
-    const { page } = browser;
-    await page.goto(tc.collector.url + '/');
-    await page.evaluate(() => sessionStorage.clear());
-    await page.reload();
-    await page.fill('[data-testid=token-input]', token);
-    await page.click('[data-testid=signin-button]');
-    await page.waitForSelector('[data-testid=live-state]');
-  };
+  const signIn = (token: string): Promise<void> => signInPage(browser.page, tc.collector.url, token);
 
   test('the growers table: the leaking shape first, its markup-bearing name as text, deltas and retainer path', async () => {
     const { page } = browser;
