@@ -14,6 +14,7 @@ import { apiDownload, apiPost } from '../api-transfer.js';
 import { formatBytes, printable, renderTable } from '../format.js';
 import { parsePositiveInteger } from '../parse.js';
 import { runApiCommand } from './findings.js';
+import { parseDurationMs } from './collector.js';
 
 function parsePod(value: string): { namespace: string; pod: string } {
   const m = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?)\/([a-z0-9]([-a-z0-9.]*[a-z0-9])?)$/.exec(value);
@@ -27,9 +28,8 @@ function parseKind(value: string): SnapshotKind {
 }
 
 function parseTimeout(value: string): number {
-  const m = /^(\d+)(ms|s|m)?$/.exec(value);
-  if (!m) throw new InvalidArgumentError(`expected a duration like 120s or 5m, got "${value}"`);
-  const n = Number(m[1]) * ({ ms: 1, s: 1000, m: 60_000 }[m[2] ?? 's'] ?? 1000);
+  // A bare number is seconds, as the flag always took it; anything else is a duration like 5m.
+  const n = /^\d+$/.test(value.trim()) ? Number(value) * 1000 : parseDurationMs(value);
   if (n <= 0 || n > 30 * 60_000) throw new InvalidArgumentError('expected a duration from 1ms to 30m');
   return n;
 }
