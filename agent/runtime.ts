@@ -292,9 +292,11 @@ export function startAgent(options: AgentRuntimeOptions): AgentRuntime {
       if (capturer) await capturer.close();
       // A pass stuck in a hung read must not hold the exit past the deadline.
       if (running) await within(running, deadline - Date.now());
+      // Spawn evidence already being read is worth the wait; a pass is no longer running to report it.
+      const lateSpawns = await watcher.finishPendingSpawns(Math.max(0, Math.min(1_000, deadline - Date.now())));
       try {
         // OOM kills the kernel logged but the watcher has not reported yet.
-        deliver(watcher.close(), Date.now(), null);
+        deliver([...lateSpawns, ...watcher.close()], Date.now(), null);
         flushSeries();
       } catch (err) {
         log.error('final findings could not be queued', { error: errorText(err) });

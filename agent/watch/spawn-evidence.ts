@@ -167,15 +167,27 @@ const TICKS_PER_SECOND = 100;
 /** btime has whole-second resolution; start times computed from it differ by up to a second. */
 const START_TIME_TOLERANCE_MS = 2500;
 
-/** Bounded memo of provenance searches; entries expire after ttlMs. */
+/** One provenance search's outcome, as the cache keeps it. */
+export interface CachedProvenance {
+  atMs: number;
+  match: Provenance | null;
+  summary: ProvenanceSearchSummary;
+}
+
+/**
+ * Bounded memo of provenance searches; entries expire after ttlMs. A search still running is
+ * shared too: a server spawning one collector per request starts the next before the first
+ * search over its tree has finished, and one walk of that tree is enough.
+ */
 export class ProvenanceCache {
-  private readonly entries = new Map<string, { atMs: number; match: Provenance | null; summary: ProvenanceSearchSummary }>();
+  private readonly entries = new Map<string, CachedProvenance>();
+  private readonly inFlight = new Map<string, Promise<CachedProvenance>>();
   constructor(
     readonly maxEntries = 256,
     readonly ttlMs = 60_000,
   ) {}
 
-  get(key: string, nowMs: number): { atMs: number; match: Provenance | null; summary: ProvenanceSearchSummary } | undefined {
+  get(key: string, nowMs: number): CachedProvenance | undefined {
     const e = this.entries.get(key);
     if (!e) return undefined;
     if (nowMs - e.atMs > this.ttlMs) {
@@ -194,6 +206,20 @@ export class ProvenanceCache {
       if (oldest === undefined) break;
       this.entries.delete(oldest);
     }
+  }
+
+  /** The search for key that is running now, if one is. */
+  running(key: string): Promise<CachedProvenance> | undefined {
+    return this.inFlight.get(key);
+  }
+
+  /** Shares search with later askers until it settles; its result is then an ordinary entry. */
+  track(key: string, search: Promise<CachedProvenance>): void {
+    this.inFlight.set(key, search);
+    const done = (): void => {
+      if (this.inFlight.get(key) === search) this.inFlight.delete(key);
+    };
+    search.then(done, done);
   }
 
   get size(): number {
@@ -515,26 +541,39 @@ export async function attachProvenance(evidence: SpawnEvidence, opts: SpawnEvide
   const rootStart = rootPid === evidence.pid ? evidence.startTimeMs : (parent?.startTimeMs ?? 0);
   const cacheKey = `${rootPid}@${rootStart}|${searchDirs.join('\0')}|${exclude.join('\0')}|${script.sha256}`;
   const nowMs = (opts.now ?? Date.now)();
-  const cached = opts.provenanceCache?.get(cacheKey, nowMs);
+  const cache = opts.provenanceCache;
+  const cached = cache?.get(cacheKey, nowMs);
+  const running = cached ? undefined : cache?.running(cacheKey);
   let match: Provenance | null;
   if (cached) {
     match = cached.match;
     evidence.provenanceSearch = cached.summary;
     evidence.notes.push(`provenance from a search ${Math.round((nowMs - cached.atMs) / 1000)} s ago`);
+  } else if (running) {
+    const shared = await running;
+    match = shared.match;
+    evidence.provenanceSearch = shared.summary;
+    evidence.notes.push('provenance from a search of the same tree that was already running');
   } else {
-    const search = await searchProvenance(target, { procRoot, pid: rootPid, cwd, extraDirs: searchDirs.slice(1), excludePaths: exclude }, limits);
-    match = search.match;
-    evidence.provenanceSearch = {
-      rootPid,
-      dirs: searchDirs,
-      filesSeen: search.filesSeen,
-      filesRead: search.filesRead,
-      dirsSeen: search.dirsSeen,
-      stoppedBy: search.stoppedBy,
-    };
-    for (const r of search.refused) evidence.refused.push({ what: 'provenance', ...r });
-    if (search.stoppedBy) evidence.notes.push(`provenance search stopped at its ${search.stoppedBy} bound`);
-    opts.provenanceCache?.set(cacheKey, nowMs, match, evidence.provenanceSearch);
+    const search = (async (): Promise<CachedProvenance & { refused: ProvenanceSearch['refused'] }> => {
+      const found = await searchProvenance(target, { procRoot, pid: rootPid, cwd, extraDirs: searchDirs.slice(1), excludePaths: exclude }, limits);
+      const summary: ProvenanceSearchSummary = {
+        rootPid,
+        dirs: searchDirs,
+        filesSeen: found.filesSeen,
+        filesRead: found.filesRead,
+        dirsSeen: found.dirsSeen,
+        stoppedBy: found.stoppedBy,
+      };
+      cache?.set(cacheKey, nowMs, found.match, summary);
+      return { atMs: nowMs, match: found.match, summary, refused: found.refused };
+    })();
+    cache?.track(cacheKey, search);
+    const done = await search;
+    match = done.match;
+    evidence.provenanceSearch = done.summary;
+    for (const r of done.refused) evidence.refused.push({ what: 'provenance', ...r });
+    if (done.summary.stoppedBy) evidence.notes.push(`provenance search stopped at its ${done.summary.stoppedBy} bound`);
   }
   if (match) evidence.provenance = { ...match, statement: statementOf(script.path ?? script.argPath, match) };
 }

@@ -34,6 +34,12 @@ export interface WatcherOptions {
   settleSec?: number;
   /** A suspicious-spawn finding resolves after this long without another occurrence. Default 600 s. */
   spawnQuietSec?: number;
+  /**
+   * How long a pass waits for the evidence of new processes before it goes on. Evidence still
+   * being collected then (a provenance search over a large tree takes seconds) is reported by the
+   * first pass after it is complete, so sampling never stalls behind it. Default 250 ms.
+   */
+  spawnWaitMs?: number;
   warn?: (msg: string) => void;
 }
 
@@ -47,6 +53,13 @@ export interface FindingEvent {
 interface ProcessKeyed {
   key: string;
   process: AttributedProcess;
+}
+
+/** A new process whose evidence is being collected; judgement is set once that is done. */
+interface PendingJudgement extends ProcessKeyed {
+  done: Promise<void>;
+  settled: boolean;
+  judgement: SpawnJudgement | null;
 }
 
 /** How early a sampled start time can read (boot time has whole seconds). */
@@ -71,6 +84,9 @@ export class Watcher {
   private readonly maxScriptBytes: number;
   private readonly settleMs: number;
   private readonly spawnQuietMs: number;
+  private readonly spawnWaitMs: number;
+  /** In the order the processes were first seen, so repeats of one spawn stay in order. */
+  private pending: PendingJudgement[] = [];
   /** A server spawning per request runs the same script each time: search its provenance once. */
   private readonly provenanceCache = new ProvenanceCache();
   /** Open findings by detector key. */
@@ -93,6 +109,7 @@ export class Watcher {
     this.maxScriptBytes = options.maxScriptBytes ?? 256 * 1024;
     this.settleMs = (options.settleSec ?? 15) * 1000;
     this.spawnQuietMs = (options.spawnQuietSec ?? 600) * 1000;
+    this.spawnWaitMs = options.spawnWaitMs ?? 250;
     const kmsg = this.kmsg;
     this.oom = new OomTracker({
       lastSeen: (pid) => this.sampler.lastSeen(pid),
@@ -158,33 +175,57 @@ export class Watcher {
   // -- suspicious spawns: judged once, at first sight, because temp files vanish
 
   private async judgeNewProcesses(processes: AttributedProcess[]): Promise<FindingEvent[]> {
-    const fresh: ProcessKeyed[] = [];
+    const lookup = (pid: number) => this.sampler.lastSeen(pid);
     for (const p of processes) {
       const key = processKey(p);
       if (this.judged.has(key)) continue;
       this.judged.add(key);
-      fresh.push({ key, process: p });
+      // Evidence collection starts now, at first sight: only the report of it may wait.
+      const entry: PendingJudgement = { key, process: p, settled: false, judgement: null, done: Promise.resolve() };
+      entry.done = judgeSpawn(p, {
+        procRoot: this.sampler.procRoot,
+        lookup,
+        maxScriptBytes: this.maxScriptBytes,
+        rules: this.spawnRules,
+        provenanceCache: this.provenanceCache,
+        warn: this.warn,
+      }).then(
+        (judgement) => {
+          entry.judgement = judgement;
+          entry.settled = true;
+        },
+        (err: unknown) => {
+          this.warn(`spawn evidence for pid ${p.pid} failed: ${err instanceof Error ? err.message : String(err)}`);
+          entry.settled = true;
+        },
+      );
+      this.pending.push(entry);
     }
-    const lookup = (pid: number) => this.sampler.lastSeen(pid);
-    const judgements = await Promise.all(
-      fresh.map(({ process }) =>
-        judgeSpawn(process, {
-          procRoot: this.sampler.procRoot,
-          lookup,
-          maxScriptBytes: this.maxScriptBytes,
-          rules: this.spawnRules,
-          provenanceCache: this.provenanceCache,
-          warn: this.warn,
-        }).catch((err: unknown) => {
-          this.warn(`spawn evidence for pid ${process.pid} failed: ${err instanceof Error ? err.message : String(err)}`);
-          return null;
-        }),
-      ),
-    );
+    await this.waitForPending(this.spawnWaitMs);
+    return this.takeSettledJudgements();
+  }
+
+  /** Resolves when every pending judgement has settled or maxWaitMs has passed, whichever is first. */
+  private async waitForPending(maxWaitMs: number): Promise<void> {
+    if (this.pending.every((e) => e.settled)) return;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, maxWaitMs);
+    });
+    await Promise.race([Promise.all(this.pending.map((e) => e.done)), timeout]);
+    clearTimeout(timer);
+  }
+
+  private takeSettledJudgements(): FindingEvent[] {
     const events: FindingEvent[] = [];
-    judgements.forEach((judgement, i) => {
-      const entry = fresh[i];
-      if (!judgement || !entry) return;
+    const stillPending: PendingJudgement[] = [];
+    for (const entry of this.pending) {
+      if (!entry.settled) {
+        stillPending.push(entry);
+        continue;
+      }
+      const judgement = entry.judgement;
+      if (!judgement) continue;
       const key = spawnKey(entry.process, judgement);
       const existing = this.open.get(key);
       if (existing?.kind === 'suspicious-spawn') {
@@ -194,8 +235,18 @@ export class Watcher {
         this.open.set(key, finding);
         events.push({ change: 'open', finding });
       }
-    });
+    }
+    this.pending = stillPending;
     return events;
+  }
+
+  /**
+   * The spawn findings whose evidence was still being collected, waiting at most maxWaitMs for
+   * them: before close(), so that stopping the agent does not drop evidence already being read.
+   */
+  async finishPendingSpawns(maxWaitMs: number): Promise<FindingEvent[]> {
+    await this.waitForPending(maxWaitMs);
+    return this.takeSettledJudgements();
   }
 
   /**

@@ -56,6 +56,7 @@ export function registerWatch(program: Command): void {
       if (next < Date.now()) next = Date.now() + options.interval * 1000;
       await sleep(next - Date.now(), stop.signal);
     }
+    print(await watcher.finishPendingSpawns(1_000));
     print(watcher.close());
     sampler.close();
   });
