@@ -17,6 +17,7 @@ import { createAgentMetrics } from '../../agent/metrics.js';
 import { createLoopLiveness, startAgentHttp } from '../../agent/http.js';
 import { addProbeOptions, startProbeOption, type ProbeCliOptions } from '../probe-options.js';
 import { addCaptureOptions, captureOption, type CaptureCliOptions, type LateBound } from '../capture-options.js';
+import { watchStopSignals } from '../stop-signals.js';
 
 interface AgentCliOptions extends Omit<NodeRootOptions, 'kmsg'>, ProbeCliOptions, CaptureCliOptions {
   /** false with --no-kmsg. */
@@ -68,10 +69,12 @@ export function registerAgent(program: Command): void {
       return;
     }
     const log = createLogger();
+    const stop = watchStopSignals();
     let metricsAddress: { host: string; port: number } | null = null;
     try {
       metricsAddress = options.metricsListen === 'off' ? null : parseListen(options.metricsListen);
     } catch (err) {
+      stop.dispose();
       fail(`--metrics-listen: ${(err as Error).message}`, 2);
       return;
     }
@@ -103,6 +106,7 @@ export function registerAgent(program: Command): void {
         },
       });
     } catch (err) {
+      stop.dispose();
       fail(err instanceof Error ? err.message : String(err), 2);
       return;
     }
@@ -113,6 +117,7 @@ export function registerAgent(program: Command): void {
         http = await startAgentHttp({ ...metricsAddress, metrics, healthy: liveness.healthy, ready: () => runtime.stats().passes > 0, warn: (m) => log.warn(m) });
       } catch (err) {
         await runtime.close({ flushMs: 0 });
+        stop.dispose();
         fail(err instanceof Error ? err.message : String(err), 2);
         return;
       }
@@ -124,6 +129,7 @@ export function registerAgent(program: Command): void {
     } catch (err) {
       await http?.close();
       await runtime.close({ flushMs: 0 });
+      stop.dispose();
       fail(`--probe-socket: ${(err as Error).message}`, 2);
       return;
     }
@@ -134,17 +140,9 @@ export function registerAgent(program: Command): void {
       queuedFindings: runtime.queue?.size ?? 0,
       intervalSec: options.interval,
     });
-    const signal = await new Promise<NodeJS.Signals>((resolve) => {
-      process.once('SIGTERM', () => resolve('SIGTERM'));
-      process.once('SIGINT', () => resolve('SIGINT'));
-    });
+    const signal = await stop.first;
     log.info('signal received; stopping', { signal, flushMs: STOP_FLUSH_MS });
-    const force = (): void => {
-      log.warn('second signal; exiting without flushing');
-      process.exit(1);
-    };
-    process.once('SIGTERM', force);
-    process.once('SIGINT', force);
+    stop.onSecond(() => log.warn('second signal; exiting without flushing'));
     await runtime.close({ flushMs: STOP_FLUSH_MS });
     await probes?.close();
     await http?.close();

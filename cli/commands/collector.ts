@@ -10,6 +10,7 @@ import { openStore } from '../../server/store/sqlite-store.js';
 import type { RetentionPolicy, Store } from '../../server/store/types.js';
 import { packageVersion } from '../package-info.js';
 import { defaultDataDir, tokensFilePath } from './tokens.js';
+import { watchStopSignals } from '../stop-signals.js';
 
 const RETENTION_PERIOD_MS = 60 * 60 * 1000;
 
@@ -112,6 +113,7 @@ export function registerCollector(program: Command): void {
         return;
       }
       mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
+      const stop = watchStopSignals();
       const store: Store = openStore(options.dataDir, { log: (msg, fields) => log.warn(msg, fields) });
       const policy: RetentionPolicy = {
         maxAgeMs: options.retentionAge,
@@ -149,22 +151,15 @@ export function registerCollector(program: Command): void {
         });
       } catch (err) {
         store.close();
+        stop.dispose();
         throw err;
       }
       const retention = setInterval(retain, RETENTION_PERIOD_MS);
       retention.unref();
-      const signal = await new Promise<NodeJS.Signals>((resolve) => {
-        process.once('SIGTERM', () => resolve('SIGTERM'));
-        process.once('SIGINT', () => resolve('SIGINT'));
-      });
+      const signal = await stop.first;
       log.info('signal received; draining', { signal });
       // A second signal means "now": skip the drain.
-      const force = (): void => {
-        log.warn('second signal; exiting without draining');
-        process.exit(1);
-      };
-      process.once('SIGTERM', force);
-      process.once('SIGINT', force);
+      stop.onSecond(() => log.warn('second signal; exiting without draining'));
       clearInterval(retention);
       await collector.close();
       process.exitCode = 0;

@@ -20,6 +20,7 @@ import { parsePositiveNumber } from '../parse.js';
 import { parseByteSize, parseListen } from './collector.js';
 import { addProbeOptions, startProbeOption, type ProbeCliOptions } from '../probe-options.js';
 import { addCaptureOptions, captureOption, type CaptureCliOptions, type LateBound } from '../capture-options.js';
+import { watchStopSignals } from '../stop-signals.js';
 
 interface UpOptions extends Omit<NodeRootOptions, 'kmsg'>, ProbeCliOptions, CaptureCliOptions {
   kmsg: string | false;
@@ -48,6 +49,7 @@ export function registerUp(program: Command): void {
       .option('--snapshot-spool-max-bytes <size>', 'bound of the heap snapshots waiting for the collector (e.g. 2GiB)', parseByteSize, DEFAULT_SNAPSHOT_SPOOL_MAX_BYTES),
   ))).action(async (options: UpOptions) => {
     const log = createLogger();
+    const stop = watchStopSignals();
     mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
     const tokensPath = join(options.dataDir, 'tokens.json');
     const firstRun = !existsSync(tokensPath);
@@ -115,6 +117,7 @@ export function registerUp(program: Command): void {
     } catch (err) {
       await runtime.close({ flushMs: 0 });
       await collector.close();
+      stop.dispose();
       process.stderr.write(`leakwatch up: --probe-socket: ${(err as Error).message}\n`);
       process.exitCode = 2;
       return;
@@ -132,11 +135,9 @@ export function registerUp(program: Command): void {
     process.stdout.write(`${lines.join('\n')}\n`);
     if (options.dataDir !== '.leakwatch' && firstRun) process.stdout.write(`(commands look for ${LOCAL_TOKEN_FILE}; from elsewhere pass --token)\n`);
 
-    const signal = await new Promise<NodeJS.Signals>((resolve) => {
-      process.once('SIGTERM', () => resolve('SIGTERM'));
-      process.once('SIGINT', () => resolve('SIGINT'));
-    });
+    const signal = await stop.first;
     log.info('stopping', { signal });
+    stop.onSecond(() => log.warn('second signal; exiting without flushing'));
     await runtime.close({ flushMs: 2000 });
     await probes?.close();
     await collector.close();

@@ -66,3 +66,31 @@ test('leakwatch up --probe-socket listens for probes beside the collector and re
   assert.equal(await exited, 0);
   assert.equal(existsSync(socketPath), false);
 });
+
+test('leakwatch up stopped in the middle of its start-up still stops cleanly: exit 0, no socket left behind', { timeout: 60_000 }, async (t) => {
+  const dir = tempDir(t, 'lw-cli-up-early-');
+  const socketPath = join(dir, 'run', 'probe.sock');
+  const up = startCli(['up', '--listen', `127.0.0.1:${await freePort()}`, '--data-dir', join(dir, 'data'), '--no-kmsg', '--probe-socket', socketPath]);
+  let stderr = '';
+  let stdout = '';
+  up.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  const exited = new Promise<number | null>((resolve) => up.once('exit', (code) => resolve(code)));
+  t.after(async () => {
+    if (up.exitCode === null) {
+      up.kill('SIGKILL');
+      await exited;
+    }
+  });
+  // The collector is listening; the agent and the probe server are still to come.
+  await new Promise<void>((resolve) => {
+    up.stderr!.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      if (stderr.includes('"collector listening"')) resolve();
+    });
+  });
+  up.kill('SIGTERM');
+  assert.equal(await exited, 0, `stderr: ${stderr}`);
+  assert.equal(existsSync(socketPath), false, 'the probe socket is not left behind');
+  assert.match(stderr, /"msg":"stopping".*"signal":"SIGTERM"/);
+  assert.match(stdout, /leakwatch is up/, 'start-up finished before the stop');
+});
