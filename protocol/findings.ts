@@ -99,7 +99,8 @@ export interface SpawnDetails {
 }
 
 export interface OomKillDetails {
-  victim: { pid: number | null; comm: string | null; cmdline: string | null; lastRssAnonBytes: number | null };
+  /** ppid: the victim's parent when the agent had sampled it (null otherwise, and from agents before 0.2). */
+  victim: { pid: number | null; ppid: number | null; comm: string | null; cmdline: string | null; lastRssAnonBytes: number | null };
   memcg: string | null;
   /** Whether the container's main process outlived the kill: Kubernetes reports nothing then. */
   containerSurvived: boolean | null;

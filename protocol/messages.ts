@@ -40,6 +40,11 @@ export interface TargetInfo {
   targetKey: string;
   kind: 'process' | 'container';
   pid: number | null;
+  /**
+   * The process's parent (host pid), so a container's process tree is drawn from what was
+   * sampled. Null for containers and where unknown; agents before 0.2 do not send it.
+   */
+  ppid: number | null;
   comm: string | null;
   cmdline: string | null;
   namespace: string | null;

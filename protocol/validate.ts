@@ -275,6 +275,7 @@ function oomDetails(v: unknown, path: string): OomKillDetails {
   return {
     victim: {
       pid: countOrNull(victim, 'pid', vp),
+      ppid: victim.ppid === undefined ? null : countOrNull(victim, 'ppid', vp),
       comm: strOrNull(victim, 'comm', vp),
       cmdline: strOrNull(victim, 'cmdline', vp),
       lastRssAnonBytes: numOrNull(victim, 'lastRssAnonBytes', vp),
@@ -322,6 +323,8 @@ function targetInfo(v: unknown, path: string): TargetInfo {
     targetKey: str(o, 'targetKey', path),
     kind: oneOf(o, 'kind', path, ['process', 'container'] as const),
     pid: countOrNull(o, 'pid', path),
+    // Absent from agents before 0.2: unknown, not an error.
+    ppid: o.ppid === undefined ? null : countOrNull(o, 'ppid', path),
     comm: strOrNull(o, 'comm', path),
     cmdline: strOrNull(o, 'cmdline', path),
     namespace: strOrNull(o, 'namespace', path),

@@ -445,7 +445,7 @@ export class Watcher {
       ),
       kind: 'oom-kill',
       details: {
-        victim: { pid: kill.pid, comm: kill.comm, cmdline: kill.cmdline, lastRssAnonBytes: kill.lastRssAnonBytes ?? kill.kernelAnonRssBytes },
+        victim: { pid: kill.pid, ppid: victimParentOf(kill, victim), comm: kill.comm, cmdline: kill.cmdline, lastRssAnonBytes: kill.lastRssAnonBytes ?? kill.kernelAnonRssBytes },
         memcg: kill.taskMemcg ?? kill.memcg,
         containerSurvived,
         sources: kill.sources,
@@ -526,6 +526,13 @@ function sameContainer(t: FindingTarget, kill: OomKillEvent): boolean {
  * Whether the container's main process outlived the kill. The main process is the container's
  * init (nsPid 1 in its own pid namespace) or, without a pid namespace, its oldest process.
  */
+/** The victim's parent, when the process last sampled under its pid is the one that was killed. */
+function victimParentOf(kill: OomKillEvent, lastSeen: AttributedProcess | undefined): number | null {
+  if (!lastSeen || kill.pid === null) return null;
+  if (kill.comm !== null && lastSeen.comm !== kill.comm) return null;
+  return lastSeen.ppid;
+}
+
 function survived(kill: OomKillEvent, victimStartMs: number | null, sample: NodeSample): boolean | null {
   if (!kill.containerId) return null;
   // Only processes that were there at the kill can have survived it: a restarted main process

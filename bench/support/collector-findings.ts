@@ -105,8 +105,8 @@ export class NodeFindings {
       const pid = 1000 + t * 37;
       const container = t % 3 !== 2;
       const info: TargetInfo = container
-        ? { targetKey: `ctr:/kubepods/burstable/pod${this.nodeIndex}-${t}/${containerId}`, kind: 'container', pid: null, comm: null, cmdline: null, namespace, pod, podUid: `uid-${this.nodeIndex}-${t}`, container: 'app', containerId }
-        : { targetKey: `proc:${pid}:${now - 3_600_000}`, kind: 'process', pid, comm, cmdline, namespace, pod, podUid: `uid-${this.nodeIndex}-${t}`, container: 'app', containerId };
+        ? { targetKey: `ctr:/kubepods/burstable/pod${this.nodeIndex}-${t}/${containerId}`, kind: 'container', pid: null, ppid: null, comm: null, cmdline: null, namespace, pod, podUid: `uid-${this.nodeIndex}-${t}`, container: 'app', containerId }
+        : { targetKey: `proc:${pid}:${now - 3_600_000}`, kind: 'process', pid, ppid: 1, comm, cmdline, namespace, pod, podUid: `uid-${this.nodeIndex}-${t}`, container: 'app', containerId };
       const target: FindingTarget = { pid, comm, cmdline, namespace, pod, podUid: info.podUid, container: 'app', containerId };
       return { info, target, baseBytes: 150 * 1048576 + t * 7 * 1048576, limitBytes: 512 * 1048576 };
     });
@@ -201,7 +201,7 @@ export class NodeFindings {
       case 'oom-kill': {
         const o = ofKind(oomFinding(id, this.node, nowMs), 'oom-kill');
         f = o;
-        o.details.victim = { pid: t.target.pid, comm: t.target.comm, cmdline: t.target.cmdline, lastRssAnonBytes: t.limitBytes - 1048576 };
+        o.details.victim = { pid: t.target.pid, ppid: null, comm: t.target.comm, cmdline: t.target.cmdline, lastRssAnonBytes: t.limitBytes - 1048576 };
         o.details.memcg = t.info.kind === 'container' ? t.info.targetKey.slice(4) : null;
         f.summary = `OOM kill of ${t.target.comm} (pid ${t.target.pid}) in ${t.target.namespace}/${t.target.pod}`;
         break;

@@ -168,6 +168,7 @@ results.update1 = ingestRate(store, 'update, 1 per batch', 1000, 1, (n) => findi
     targetKey: `proc:${1000 + (i % 5000)}:${NOW - 7_200_000}`,
     kind: 'process',
     pid: 1000 + (i % 5000),
+    ppid: 1,
     comm: 'node',
     cmdline: 'node server.js',
     namespace: `ns-${i % 20}`,

@@ -208,6 +208,11 @@ export const MIGRATIONS: Migration[] = [
       CREATE INDEX snapshots_pair ON snapshots (json_extract(metaJson, '$.pairId'));
     `);
   },
+  // 5: a process target's parent, so the web page draws a container's process tree from what the
+  // agent sampled instead of guessing it from command lines.
+  (db) => {
+    db.exec(`ALTER TABLE targets ADD COLUMN ppid INTEGER;`);
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

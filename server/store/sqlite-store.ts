@@ -162,6 +162,7 @@ interface TargetDbRow {
   targetKey: string;
   kind: 'process' | 'container';
   pid: number | null;
+  ppid: number | null;
   startMs: number | null;
   comm: string | null;
   cmdline: string | null;
@@ -182,7 +183,7 @@ interface TargetDbRow {
 // node from its start (parsed from proc:<pid>:<startMs>) until that pid's next incarnation started.
 // Counting is one probe of findings_node_container or findings_node_pid per target, so it is done
 // for the rows a caller gets, never for the whole table (that was most of a busy collector's CPU).
-const TARGET_COLUMNS = `node, targetKey, kind, pid, startMs, comm, cmdline, namespace, pod, podUid, container, containerId, firstSeenMs, lastSeenMs`;
+const TARGET_COLUMNS = `node, targetKey, kind, pid, ppid, startMs, comm, cmdline, namespace, pod, podUid, container, containerId, firstSeenMs, lastSeenMs`;
 // The next incarnation's start: the pid's other keys are a range of the primary key (proc:<pid>:*).
 const NEXT_START_MS = `CASE WHEN t.kind = 'process' AND t.startMs IS NOT NULL THEN
     (SELECT MIN(n.startMs) FROM targets n
@@ -489,14 +490,14 @@ export class SqliteStore implements Store {
     // A described target: its times widen (the row is new, or only lastSeenMs moves: the index on
     // namespace/pod is not rewritten), and its description is rewritten only where it changed.
     const upsertTarget = this.stmt(`
-      INSERT INTO targets (node, targetKey, kind, pid, startMs, comm, cmdline, namespace, pod, podUid, container, containerId, firstSeenMs, lastSeenMs)
-      VALUES (@node, @targetKey, @kind, @pid, @startMs, @comm, @cmdline, @namespace, @pod, @podUid, @container, @containerId, @first, @last)
+      INSERT INTO targets (node, targetKey, kind, pid, ppid, startMs, comm, cmdline, namespace, pod, podUid, container, containerId, firstSeenMs, lastSeenMs)
+      VALUES (@node, @targetKey, @kind, @pid, @ppid, @startMs, @comm, @cmdline, @namespace, @pod, @podUid, @container, @containerId, @first, @last)
       ON CONFLICT (node, targetKey) DO UPDATE SET
         firstSeenMs = MIN(targets.firstSeenMs, excluded.firstSeenMs), lastSeenMs = MAX(targets.lastSeenMs, excluded.lastSeenMs)`);
     const describeTarget = this.stmt(`
-      UPDATE targets SET kind = @kind, pid = @pid, startMs = @startMs, comm = @comm, cmdline = @cmdline, namespace = @namespace,
+      UPDATE targets SET kind = @kind, pid = @pid, ppid = @ppid, startMs = @startMs, comm = @comm, cmdline = @cmdline, namespace = @namespace,
         pod = @pod, podUid = @podUid, container = @container, containerId = @containerId
-      WHERE node = @node AND targetKey = @targetKey AND NOT (kind IS @kind AND pid IS @pid AND startMs IS @startMs AND comm IS @comm
+      WHERE node = @node AND targetKey = @targetKey AND NOT (kind IS @kind AND pid IS @pid AND ppid IS @ppid AND startMs IS @startMs AND comm IS @comm
         AND cmdline IS @cmdline AND namespace IS @namespace AND pod IS @pod AND podUid IS @podUid AND container IS @container
         AND containerId IS @containerId)`);
     // Points may come without their target (it was sent with earlier points): only widen its times.

@@ -137,7 +137,7 @@ function oomEvent(target: FindingTarget): FindingEvent {
       node: 'node-a',
       target,
       summary: 'OOM kill',
-      details: { victim: { pid: target.pid, comm: target.comm, cmdline: target.cmdline, lastRssAnonBytes: 200 * MiB }, memcg: null, containerSurvived: true, sources: ['kmsg'], relatedFindings: [] },
+      details: { victim: { pid: target.pid, ppid: null, comm: target.comm, cmdline: target.cmdline, lastRssAnonBytes: 200 * MiB }, memcg: null, containerSurvived: true, sources: ['kmsg'], relatedFindings: [] },
     },
   };
 }

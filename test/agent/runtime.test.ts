@@ -77,6 +77,8 @@ describe('startAgent on this machine', () => {
       assert.ok(info, 'the process is described');
       assert.match(info.targetKey, new RegExp(`^proc:${child.pid}:\\d+$`));
       assert.equal(info.kind, 'process');
+      // spawnIn's shell execs the workload, so its parent is this test process.
+      assert.equal(info.ppid, process.pid);
       assert.equal(info.namespace, 'shop');
       assert.equal(info.container, 'cart');
       const points = series.flatMap((s) => s.points).filter((p) => p.targetKey === info.targetKey);

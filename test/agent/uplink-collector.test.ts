@@ -136,7 +136,7 @@ describe('uplink → real collector', () => {
     uplink.onCommand('echo', (command) => ({ echoed: command.text }));
     uplink.start();
     await waitFor('connected', () => uplink.state().connected && collector.agents().length === 1, 5_000);
-    const target = { targetKey: 'ctr:/kubepods/burstable/podx/abc', kind: 'container' as const, pid: null, comm: null, cmdline: null, namespace: 'shop', pod: 'cart-1', podUid: 'x', container: 'cart', containerId: 'abc' };
+    const target = { targetKey: 'ctr:/kubepods/burstable/podx/abc', kind: 'container' as const, pid: null, ppid: null, comm: null, cmdline: null, namespace: 'shop', pod: 'cart-1', podUid: 'x', container: 'cart', containerId: 'abc' };
     const points = range(0, 30).map((i) => ({ targetKey: target.targetKey, atMs: 1_700_000_000_000 + i * 1000, anonBytes: 1e6 + i * 1e4, workingSetBytes: 2e6, limitBytes: 1e8 }));
     uplink.sendSeries([target], points);
     await waitFor('series acknowledged', () => uplink.state().seriesPointsQueued === 0, 5_000);

@@ -462,7 +462,7 @@ describe('Uplink: commands and odd collectors', () => {
     const port = await freePort();
     const { uplink } = uplinkTo(`http://127.0.0.1:${port}`, { maxSeriesBacklogPoints: 10 });
     uplink.start();
-    const target = { targetKey: 'proc:1:2', kind: 'process' as const, pid: 1, comm: 'node', cmdline: 'node app.js', namespace: 'ns', pod: 'p', podUid: 'u', container: 'c', containerId: 'id' };
+    const target = { targetKey: 'proc:1:2', kind: 'process' as const, pid: 1, ppid: null, comm: 'node', cmdline: 'node app.js', namespace: 'ns', pod: 'p', podUid: 'u', container: 'c', containerId: 'id' };
     const point = (atMs: number) => ({ targetKey: 'proc:1:2', atMs, anonBytes: atMs * 10, workingSetBytes: null, limitBytes: 1000 });
     uplink.sendSeries([target], [point(1), point(2), point(3), point(4)]);
     uplink.sendSeries([target], [point(5), point(6), point(7), point(8)]);

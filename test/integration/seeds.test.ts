@@ -109,6 +109,11 @@ describe('seed incidents end in the right findings', { skip, timeout: 240_000 },
     console.log(`metrics-app: container growth opened ${((firstKillAt - climb.at) / 1000).toFixed(1)} s before the first OOM kill: ${climb.summary}`);
     assert.ok(kills.every((k) => k.details.victim.pid !== null && k.details.victim.comm === 'python3'), 'each kill names its victim');
     assert.ok(kills.some((k) => /\/tmp\/.*\.py/.test(k.details.victim.cmdline ?? '')), 'victims are the spawned collectors');
+    // Their parent is the server (the spawn findings' parent chain names it): the web page's
+    // process tree places each killed collector under it from what was sampled, not by guess.
+    const server = first.details.parentChain[0]!.pid;
+    const placed = kills.filter((k) => k.details.victim.ppid === server);
+    assert.ok(placed.length >= 1, `victims' parents ${kills.map((k) => k.details.victim.ppid).join(', ')}; the server is ${server}`);
     assert.ok(kills.every((k) => k.details.containerSurvived === true), 'the server lived on: the kills Kubernetes never reports');
   });
 

@@ -35,7 +35,7 @@ describe('validateAgentMessage', () => {
       {
         type: 'series',
         seq: 0,
-        targets: [{ targetKey: 'proc:1:2', kind: 'process', pid: 1, comm: 'x', cmdline: 'x', namespace: null, pod: null, podUid: null, container: null, containerId: null }],
+        targets: [{ targetKey: 'proc:1:2', kind: 'process', pid: 1, ppid: null, comm: 'x', cmdline: 'x', namespace: null, pod: null, podUid: null, container: null, containerId: null }],
         points: [{ targetKey: 'proc:1:2', atMs: 1, anonBytes: 2, workingSetBytes: null, limitBytes: 3 }],
       },
       { type: 'heartbeat', atMs: 5, droppedFindings: 0, queuedFindings: 3 },
@@ -94,6 +94,26 @@ describe('validateAgentMessage', () => {
       breakIt(m);
       expectBad(m, pattern);
     }
+  });
+
+  it('reads a missing ppid (agents before 0.2) as unknown, and rejects a wrong one', () => {
+    const target = { targetKey: 'proc:1:2', kind: 'process', pid: 1, comm: 'x', cmdline: 'x', namespace: null, pod: null, podUid: null, container: null, containerId: null };
+    const series = (t: object) => ({ type: 'series', seq: 0, targets: [t], points: [] });
+    const r = validateAgentMessage(series(target));
+    assert.ok(r.ok && r.message.type === 'series');
+    assert.equal(r.message.targets[0]!.ppid, null);
+    expectBad(series({ ...target, ppid: 'one' }), /^targets\[0\]\.ppid: expected .*or null, got string$/);
+    expectBad(series({ ...target, ppid: -4 }), /^targets\[0\]\.ppid: expected /);
+
+    const m = findingsMessage();
+    const victim = (m.events as Array<{ finding: { details: { victim: Record<string, unknown> } } }>)[3]!.finding.details.victim;
+    delete victim.ppid;
+    const old = validateAgentMessage(m);
+    assert.ok(old.ok && old.message.type === 'findings');
+    const kill = old.message.events[3]!.finding;
+    assert.ok(kill.kind === 'oom-kill' && kill.details.victim.ppid === null);
+    victim.ppid = 1.5;
+    expectBad(m, /^events\[3\]\.finding\.details\.victim\.ppid: expected /);
   });
 
   it('rejects numbers JSON cannot carry when handed values directly', () => {

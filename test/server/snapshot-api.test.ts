@@ -42,6 +42,7 @@ const target = (pod: string): TargetInfo => ({
   targetKey: `proc:${1000 + n}:1700000000000`,
   kind: 'process',
   pid: 1000 + n,
+  ppid: 1,
   comm: 'node',
   cmdline: 'node server.js',
   namespace: 'shop',

@@ -117,7 +117,7 @@ export function oomFinding(id: string, node = 'node-a', at = 1_700_000_000_000):
     target: sampleTarget(),
     summary: 'OOM kill of node (pid 4242)',
     details: {
-      victim: { pid: 4242, comm: 'node', cmdline: 'node server.js', lastRssAnonBytes: 250 * 1048576 },
+      victim: { pid: 4242, ppid: null, comm: 'node', cmdline: 'node server.js', lastRssAnonBytes: 250 * 1048576 },
       memcg: '/kubepods/burstable/pod0f1e/aaaa',
       containerSurvived: true,
       sources: ['kmsg', 'counter'],

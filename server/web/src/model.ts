@@ -121,9 +121,10 @@ export interface TreeNode {
 
 /**
  * A container's processes as the collector knows them: fan-out parents and their sampled
- * children, spawn findings' parent chains, OOM-kill victims and process targets. The agent does
- * not report every parent pid, so a killed process whose command matches a fan-out's children is
- * placed under that parent and marked as inferred; anything else without a known parent is a root.
+ * children, spawn findings' parent chains, OOM-kill victims and process targets, linked by the
+ * parent pids the agent reported (targets' and victims' ppid). Agents before 0.2 did not report
+ * them: there, a killed process whose command matches a fan-out's children is placed under that
+ * parent and marked as inferred; anything else without a known parent is a root.
  */
 export function buildProcessTree(findings: Finding[], processTargets: TargetRow[]): TreeNode[] {
   const nodes = new Map<number, TreeNode>();
@@ -145,7 +146,11 @@ export function buildProcessTree(findings: Finding[], processTargets: TargetRow[
     if (known && !known.inferred) return;
     parentOf.set(child, { pid: parent, inferred });
   };
-  for (const t of processTargets) if (t.pid !== null) node({ pid: t.pid, comm: t.comm, cmdline: t.cmdline });
+  for (const t of processTargets) {
+    if (t.pid === null) continue;
+    node({ pid: t.pid, comm: t.comm, cmdline: t.cmdline });
+    if (t.ppid !== null) link(t.pid, t.ppid);
+  }
   const fanoutChildCommands = new Map<string, number>();
   for (const f of findings) {
     if (f.kind === 'fanout') {
@@ -177,7 +182,11 @@ export function buildProcessTree(findings: Finding[], processTargets: TargetRow[
     const v = node({ pid: f.details.victim.pid, comm: f.details.victim.comm, cmdline: f.details.victim.cmdline });
     v.oomKilled = true;
     v.findingIds.push(f.id);
-    if (!parentOf.has(v.pid) && v.comm !== '?') {
+    const reportedParent = f.details.victim.ppid ?? null;
+    if (reportedParent !== null) {
+      link(v.pid, reportedParent);
+      if (nodes.get(reportedParent)?.fanoutParent) v.fanoutChild = true;
+    } else if (!parentOf.has(v.pid) && v.comm !== '?') {
       const parent = fanoutChildCommands.get(commandShape(v.comm, v.cmdline));
       if (parent !== undefined && parent !== v.pid) {
         link(v.pid, parent, true);

@@ -151,7 +151,7 @@ describe('leakwatch snapshots', () => {
       return sampleReport({ node: 'node-a', namespace: cmd.namespace, pod: cmd.pod, commandId, outcome: 'captured', reason: null, reasonCode: null, requested: cmd.kind ?? 'heapsnapshot', snapshotIds: [capture.meta.snapshotId] });
     });
     uplink.start();
-    const t = (pod: string) => ({ targetKey: `ctr:${pod}`, kind: 'container' as const, pid: null, comm: null, cmdline: null, namespace: 'shop', pod, podUid: null, container: 'app', containerId: null });
+    const t = (pod: string) => ({ targetKey: `ctr:${pod}`, kind: 'container' as const, pid: null, ppid: null, comm: null, cmdline: null, namespace: 'shop', pod, podUid: null, container: 'app', containerId: null });
     uplink.sendSeries([t('cart-1'), t('locked')], []);
     await waitFor('targets known', () => c.store.listTargets({ namespace: 'shop' }).length === 2);
 

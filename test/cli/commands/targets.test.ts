@@ -26,7 +26,7 @@ describe('leakwatch targets', () => {
     const now = Date.now();
     t.store.ingestSeries(
       'node-t',
-      keys.map((targetKey, i) => ({ targetKey, kind: 'process', pid: 701 + i, comm: 'node', cmdline: `node worker-${i}.js`, namespace: 'payments', pod: 'pp-1', podUid: 'uid-1', container: 'app', containerId: 'c'.repeat(64) })),
+      keys.map((targetKey, i) => ({ targetKey, kind: 'process', pid: 701 + i, ppid: null, comm: 'node', cmdline: `node worker-${i}.js`, namespace: 'payments', pod: 'pp-1', podUid: 'uid-1', container: 'app', containerId: 'c'.repeat(64) })),
       // The newest point last: keys[2] is the most recently seen.
       keys.map((targetKey, i) => ({ targetKey, atMs: now - 3000 + i * 1000, anonBytes: 1000, workingSetBytes: null, limitBytes: null })),
     );

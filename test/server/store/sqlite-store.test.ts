@@ -195,7 +195,7 @@ function oomKill(id: string, at = NOW - 7 * MIN): Finding {
     target: target(),
     summary: 'OOM kill: node (pid 4242) in payments/payment-processor-7d9f/app holding 250MiB anon',
     details: {
-      victim: { pid: 4242, comm: 'node', cmdline: 'node server.js', lastRssAnonBytes: 250 * 1048576 },
+      victim: { pid: 4242, ppid: null, comm: 'node', cmdline: 'node server.js', lastRssAnonBytes: 250 * 1048576 },
       memcg: '/kubepods/burstable/pod0f1e/aaaa',
       containerSurvived: true,
       sources: ['kmsg', 'counter'],
@@ -286,7 +286,7 @@ test('an update that moves a finding to another target is found under the new on
   assert.deepEqual(store.listFindings({ namespace: 'payments', pod: 'payment-processor-7d9f' }), []);
   assert.deepEqual(store.listFindings({ namespace: 'payments', pod: 'payment-processor-new' }).map((x) => x.id), ['g-move']);
   const ctr = `ctr:/kubepods/burstable/pod0f1e/${CTR_B}`;
-  store.ingestSeries('node-a', [targetInfo(`proc:100:${NOW - HOUR}`), targetInfo(`proc:200:${NOW - HOUR}`), targetInfo(ctr, { kind: 'container', pid: null, comm: null, cmdline: null, containerId: CTR_B })], [
+  store.ingestSeries('node-a', [targetInfo(`proc:100:${NOW - HOUR}`), targetInfo(`proc:200:${NOW - HOUR}`), targetInfo(ctr, { kind: 'container', pid: null, ppid: null, comm: null, cmdline: null, containerId: CTR_B })], [
     point(`proc:100:${NOW - HOUR}`, NOW - 3 * MIN, 1),
     point(`proc:200:${NOW - HOUR}`, NOW - 2 * MIN, 1),
     point(ctr, NOW - MIN, 1),
@@ -546,6 +546,7 @@ function targetInfo(targetKey: string, over: Partial<TargetInfo> = {}): TargetIn
     targetKey,
     kind: proc ? 'process' : 'container',
     pid: proc ? Number(targetKey.split(':')[1]) : null,
+    ppid: proc ? 1 : null,
     comm: proc ? 'node' : null,
     cmdline: proc ? 'node server.js' : null,
     namespace: 'payments',
@@ -567,7 +568,7 @@ test('targets list with finding counts, telling apart incarnations of a reused p
   const first = `proc:100:${t0}`;
   const second = `proc:100:${t0 + 20 * MIN}`;
   const ctr = '/kubepods/burstable/pod0f1e/' + CTR_A;
-  store.ingestSeries('node-a', [targetInfo(first, { containerId: CTR_B }), targetInfo(second), targetInfo(`ctr:${ctr}`, { kind: 'container', pid: null, comm: null, cmdline: null })], [
+  store.ingestSeries('node-a', [targetInfo(first, { containerId: CTR_B }), targetInfo(second), targetInfo(`ctr:${ctr}`, { kind: 'container', pid: null, ppid: null, comm: null, cmdline: null })], [
     point(first, t0 + MIN, 1),
     point(first, t0 + 2 * MIN, 2),
     point(second, t0 + 21 * MIN, 3),
@@ -618,7 +619,7 @@ test('targets come in pages: offset walks every target once, each page with its 
     keys.push(a, b);
   }
   const ctrKey = `ctr:/kubepods/burstable/pod0f1e/${CTR_A}`;
-  store.ingestSeries('node-a', [targetInfo(ctrKey, { kind: 'container', pid: null, comm: null, cmdline: null })], [point(ctrKey, t0, 1)]);
+  store.ingestSeries('node-a', [targetInfo(ctrKey, { kind: 'container', pid: null, ppid: null, comm: null, cmdline: null })], [point(ctrKey, t0, 1)]);
   keys.push(ctrKey);
   const events: Array<{ change: FindingChange; finding: Finding }> = [];
   const expected = new Map<string, [number, number]>(keys.map((k) => [k, [0, 0]]));
@@ -1159,7 +1160,7 @@ test('every query the API makes reads findings and targets through an index, nev
   const store = openStore(dir);
   t.after(() => store.close());
   store.ingestFindings('node-a', opens(everyKind()));
-  store.ingestSeries('node-a', [targetInfo(`proc:4242:${NOW - HOUR}`), targetInfo(`ctr:/kubepods/x/${CTR_A}`, { kind: 'container', pid: null, comm: null, cmdline: null })], [
+  store.ingestSeries('node-a', [targetInfo(`proc:4242:${NOW - HOUR}`), targetInfo(`ctr:/kubepods/x/${CTR_A}`, { kind: 'container', pid: null, ppid: null, comm: null, cmdline: null })], [
     point(`proc:4242:${NOW - HOUR}`, NOW - MIN, 1),
     point(`ctr:/kubepods/x/${CTR_A}`, NOW - MIN, 1),
   ]);
@@ -1232,6 +1233,32 @@ test('a schema 1 database is upgraded in place: its findings kept, the indexes u
     ['findings_kind', 'findings_node_container', 'findings_node_pid', 'findings_ns_pod', 'findings_updated'],
   );
   assert.match(indexes.find((i) => i.name === 'findings_ns_pod')!.sql, /\(namespace, pod\)$/);
+});
+
+test('a schema 4 database gains target parents: its targets kept with ppid unknown, new ones stored with theirs', (t) => {
+  const dir = tempDir(t);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const raw = new Database(join(dir, 'leakwatch.db'));
+  raw.pragma('journal_mode = WAL');
+  raw.pragma(`application_id = ${APPLICATION_ID}`);
+  for (const m of MIGRATIONS.slice(0, 4)) m(raw);
+  raw.pragma('user_version = 4');
+  const old = `proc:100:${NOW - HOUR}`;
+  raw.prepare(`INSERT INTO targets (node, targetKey, kind, pid, startMs, comm, cmdline, namespace, pod, podUid, container, containerId, firstSeenMs, lastSeenMs)
+    VALUES ('node-a', ?, 'process', 100, ?, 'node', 'node server.js', 'payments', 'payment-processor-7d9f', NULL, 'app', ?, ?, ?)`).run(old, NOW - HOUR, CTR_A, NOW - 2 * MIN, NOW - MIN);
+  raw.close();
+
+  const store = open(t, dir);
+  assert.equal(store.describe().schemaVersion, MIGRATIONS.length);
+  const child = `proc:101:${NOW - HOUR}`;
+  store.ingestSeries('node-a', [targetInfo(child, { ppid: 100 })], [point(child, NOW - 30_000, 1)]);
+  const byKey = new Map(store.listTargets().map((r) => [r.targetKey, r]));
+  assert.equal(byKey.get(old)?.ppid, null, 'a target stored before the column: parent unknown');
+  assert.equal(byKey.get(old)?.cmdline, 'node server.js');
+  assert.equal(byKey.get(child)?.ppid, 100);
+  // A new parent (the old one died and the process was reparented) replaces the stored one.
+  store.ingestSeries('node-a', [targetInfo(child, { ppid: 1 })], [point(child, NOW - 20_000, 1)]);
+  assert.equal(store.listTargets().find((r) => r.targetKey === child)?.ppid, 1);
 });
 
 test('a data dir that cannot be used is a clear error', (t) => {

@@ -10,7 +10,7 @@ const MiB = 1024 * 1024;
 const at = 1_700_000_000_000;
 
 function target(over: Partial<TargetRow>): TargetRow {
-  return { targetKey: 'proc:4242:1', kind: 'process', pid: 4242, comm: 'node', cmdline: 'node server.js', namespace: 'payments', pod: 'payment-processor-7d9f', podUid: null, container: 'app', containerId: 'a'.repeat(64), node: 'node-a', firstSeenMs: at, lastSeenMs: at, findingCount: 0, openFindingCount: 0, ...over };
+  return { targetKey: 'proc:4242:1', kind: 'process', pid: 4242, ppid: null, comm: 'node', cmdline: 'node server.js', namespace: 'payments', pod: 'payment-processor-7d9f', podUid: null, container: 'app', containerId: 'a'.repeat(64), node: 'node-a', firstSeenMs: at, lastSeenMs: at, findingCount: 0, openFindingCount: 0, ...over };
 }
 
 test('the trend line runs from the window through the current value to the limit at the ETA', () => {
@@ -84,9 +84,9 @@ test('the process tree: fan-out parent, children, killed children placed by comm
   spawn.target = { ...spawn.target, pid: 202, comm: 'python3', cmdline: 'python3 /tmp/tmpb.py' };
   if (spawn.kind === 'suspicious-spawn') spawn.details.parentChain = [{ pid: 100, comm: 'python3', cmdline: 'python3 /app/app.py 8080' }, { pid: 1, comm: 'tini', cmdline: 'tini -- python3' }];
   const killedChild = oomFinding('o1');
-  if (killedChild.kind === 'oom-kill') killedChild.details.victim = { pid: 203, comm: 'python3', cmdline: 'python3 /tmp/tmpc.py', lastRssAnonBytes: 1 };
+  if (killedChild.kind === 'oom-kill') killedChild.details.victim = { pid: 203, ppid: null, comm: 'python3', cmdline: 'python3 /tmp/tmpc.py', lastRssAnonBytes: 1 };
   const killedStranger = oomFinding('o2');
-  if (killedStranger.kind === 'oom-kill') killedStranger.details.victim = { pid: 300, comm: 'java', cmdline: 'java -jar x.jar', lastRssAnonBytes: 1 };
+  if (killedStranger.kind === 'oom-kill') killedStranger.details.victim = { pid: 300, ppid: null, comm: 'java', cmdline: 'java -jar x.jar', lastRssAnonBytes: 1 };
   const roots = buildProcessTree([fan, spawn, killedChild, killedStranger], [target({ pid: 400, comm: 'sh', cmdline: 'sh' })]);
   assert.deepEqual(roots.map((r) => r.pid), [1, 300, 400]);
   const tini = roots[0]!;
@@ -98,6 +98,30 @@ test('the process tree: fan-out parent, children, killed children placed by comm
   const killed = server.children[2]!;
   assert.ok(killed.oomKilled && killed.parentInferred && killed.fanoutChild);
   assert.ok(roots[1]!.oomKilled && !roots[1]!.parentInferred, 'a killed process unlike the children stays a root');
+});
+
+test('the process tree from reported parents: targets and killed children are placed, not inferred', () => {
+  const fan = fanoutFinding('f1');
+  if (fan.kind !== 'fanout') return;
+  fan.details.parent = { pid: 100, comm: 'python3', cmdline: 'python3 /app/app.py 8080' };
+  fan.details.sampleChildren = [{ pid: 201, comm: 'python3', cmdline: 'python3 /tmp/tmpa.py' }];
+  // Killed children of the fan-out parent, one with a command unlike the sampled children.
+  const killedLike = oomFinding('o1');
+  if (killedLike.kind === 'oom-kill') killedLike.details.victim = { pid: 203, ppid: 100, comm: 'python3', cmdline: 'python3 /tmp/tmpc.py', lastRssAnonBytes: 1 };
+  const killedUnlike = oomFinding('o2');
+  if (killedUnlike.kind === 'oom-kill') killedUnlike.details.victim = { pid: 204, ppid: 100, comm: 'sh', cmdline: 'sh -c cleanup', lastRssAnonBytes: 1 };
+  // A growing worker whose parent is a tracked process target too.
+  const worker = target({ targetKey: 'proc:301:1', pid: 301, ppid: 300, comm: 'node', cmdline: 'node worker.js' });
+  const main = target({ targetKey: 'proc:300:1', pid: 300, ppid: 1, comm: 'node', cmdline: 'node main.js' });
+  const roots = buildProcessTree([fan, killedLike, killedUnlike], [worker, main]);
+  assert.deepEqual(roots.map((r) => r.pid), [100, 300], 'pid 1 was never described, so its children are roots');
+  const server = roots[0]!;
+  assert.deepEqual(server.children.map((c) => c.pid), [201, 203, 204]);
+  for (const killed of server.children.slice(1)) {
+    assert.ok(killed.oomKilled && killed.fanoutChild, `pid ${killed.pid}`);
+    assert.ok(!killed.parentInferred, `pid ${killed.pid}: its parent was reported`);
+  }
+  assert.deepEqual(roots[1]!.children.map((c) => c.pid), [301]);
 });
 
 test('a cycle in reported parents (pid reuse) does not hide processes', () => {

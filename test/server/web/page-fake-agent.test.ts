@@ -60,8 +60,8 @@ describe('web page against a fake agent', { skip: unavailable ?? false, timeout:
     agent.send({ type: 'series', seq: s, targets, points });
     await agent.next((m) => m.type === 'ack' && m.seq === s);
   };
-  const container: TargetInfo = { targetKey: 'ctr:/kubepods/burstable/podweb/app', kind: 'container', pid: null, comm: null, cmdline: null, namespace: 'payments', pod: 'payment-processor-7d9f', podUid: '0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0', container: 'app', containerId: 'a'.repeat(64) };
-  const proc: TargetInfo = { ...container, targetKey: 'proc:4242:1', kind: 'process', pid: 4242, comm: 'node', cmdline: 'node server.js' };
+  const container: TargetInfo = { targetKey: 'ctr:/kubepods/burstable/podweb/app', kind: 'container', pid: null, ppid: null, comm: null, cmdline: null, namespace: 'payments', pod: 'payment-processor-7d9f', podUid: '0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0', container: 'app', containerId: 'a'.repeat(64) };
+  const proc: TargetInfo = { ...container, targetKey: 'proc:4242:1', kind: 'process', pid: 4242, ppid: null, comm: 'node', cmdline: 'node server.js' };
 
   before(async () => {
     web = buildWebInto();
@@ -90,7 +90,7 @@ describe('web page against a fake agent', { skip: unavailable ?? false, timeout:
     }
     const oom = oomFinding('oom-web-1', NODE, now - 20_000);
     oom.target = { ...oom.target, pid: 5160, comm: 'python3', cmdline: 'python3 /tmp/tmpzz99.py' };
-    if (oom.kind === 'oom-kill') oom.details.victim = { pid: 5160, comm: 'python3', cmdline: 'python3 /tmp/tmpzz99.py', lastRssAnonBytes: 90 * MiB };
+    if (oom.kind === 'oom-kill') oom.details.victim = { pid: 5160, ppid: null, comm: 'python3', cmdline: 'python3 /tmp/tmpzz99.py', lastRssAnonBytes: 90 * MiB };
     await sendFindings([growth, spawn, fanout, oom]);
     await startSnapshotAgent();
     browser = await launchBrowser();
