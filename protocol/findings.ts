@@ -99,7 +99,7 @@ export interface SpawnDetails {
 }
 
 export interface OomKillDetails {
-  /** ppid: the victim's parent when the agent had sampled it (null otherwise, and from agents before 0.2). */
+  /** ppid: the victim's parent when the agent had sampled it (null otherwise, and from 0.1.0 agents). */
   victim: { pid: number | null; ppid: number | null; comm: string | null; cmdline: string | null; lastRssAnonBytes: number | null };
   memcg: string | null;
   /** Whether the container's main process outlived the kill: Kubernetes reports nothing then. */

@@ -42,7 +42,7 @@ export interface TargetInfo {
   pid: number | null;
   /**
    * The process's parent (host pid), so a container's process tree is drawn from what was
-   * sampled. Null for containers and where unknown; agents before 0.2 do not send it.
+   * sampled. Null for containers and where unknown; 0.1.0 agents do not send it.
    */
   ppid: number | null;
   comm: string | null;

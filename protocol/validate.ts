@@ -323,7 +323,7 @@ function targetInfo(v: unknown, path: string): TargetInfo {
     targetKey: str(o, 'targetKey', path),
     kind: oneOf(o, 'kind', path, ['process', 'container'] as const),
     pid: countOrNull(o, 'pid', path),
-    // Absent from agents before 0.2: unknown, not an error.
+    // Absent from 0.1.0 agents: unknown, not an error.
     ppid: o.ppid === undefined ? null : countOrNull(o, 'ppid', path),
     comm: strOrNull(o, 'comm', path),
     cmdline: strOrNull(o, 'cmdline', path),

@@ -96,7 +96,7 @@ describe('validateAgentMessage', () => {
     }
   });
 
-  it('reads a missing ppid (agents before 0.2) as unknown, and rejects a wrong one', () => {
+  it('reads a missing ppid (0.1.0 agents) as unknown, and rejects a wrong one', () => {
     const target = { targetKey: 'proc:1:2', kind: 'process', pid: 1, comm: 'x', cmdline: 'x', namespace: null, pod: null, podUid: null, container: null, containerId: null };
     const series = (t: object) => ({ type: 'series', seq: 0, targets: [t], points: [] });
     const r = validateAgentMessage(series(target));

@@ -122,7 +122,7 @@ export interface TreeNode {
 /**
  * A container's processes as the collector knows them: fan-out parents and their sampled
  * children, spawn findings' parent chains, OOM-kill victims and process targets, linked by the
- * parent pids the agent reported (targets' and victims' ppid). Agents before 0.2 did not report
+ * parent pids the agent reported (targets' and victims' ppid). Agents of the first release (0.1.0) did not report
  * them: there, a killed process whose command matches a fan-out's children is placed under that
  * parent and marked as inferred; anything else without a known parent is a root.
  */
