@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import type { ProcessSample } from '../../../agent/host/types.js';
 import { collectSpawnEvidence, contentOf, fdOfScriptPath, judgeSpawn, parentChainOf, ProvenanceCache } from '../../../agent/watch/spawn-evidence.js';
+import { decodingCollectorScript } from '../../support/decoding-collector.js';
 import { privateArtifactsDir } from '../../support/places.js';
 
 const sha = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
@@ -108,20 +109,7 @@ function killAll(): void {
   for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
 }
 
-// The seed's collector, in miniature: decode resources.dat into a fresh temp .py and run it.
-const COLLECTOR = `
-import base64, gzip, os, subprocess, sys, tempfile, time
-raw = open('resources.dat', 'rb').read()
-data = base64.b64decode(raw)
-if sys.argv[1] == 'gzip':
-    data = gzip.decompress(data)
-fd, path = tempfile.mkstemp(suffix='.py')
-os.write(fd, data)
-os.close(fd)
-child = subprocess.Popen([sys.executable, path])
-print(child.pid, path, flush=True)
-time.sleep(60)
-`;
+const COLLECTOR = decodingCollectorScript('resources.dat');
 
 // Only sleeps: the point is the shape of the spawn, not its memory.
 const PAYLOAD = Buffer.from('import time\n# <script>collector</script> \u00e9\ntime.sleep(30)\n');

@@ -10,23 +10,14 @@ import { NodeSampler } from '../../../agent/host/node-sampler.js';
 import { Watcher, type FindingEvent } from '../../../agent/watch/watcher.js';
 import { judgeSpawn, ProvenanceCache } from '../../../agent/watch/spawn-evidence.js';
 import type { ProcessSample } from '../../../agent/host/types.js';
+import { decodingCollectorScript } from '../../support/decoding-collector.js';
 import { privateArtifactsDir } from '../../support/places.js';
 
 const python = spawnSync('python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' });
 const skip = python.status === 0 ? false : 'SKIP: python3 not available';
 if (skip) console.log(skip);
 
-// The seed's collector: decode a file of the app into a temp .py and run it, then wait.
-const COLLECTOR = `
-import base64, os, subprocess, sys, tempfile, time
-data = base64.b64decode(open('zz/resources.dat', 'rb').read())
-fd, path = tempfile.mkstemp(suffix='.py')
-os.write(fd, data)
-os.close(fd)
-child = subprocess.Popen([sys.executable, path])
-print(child.pid, path, flush=True)
-time.sleep(60)
-`;
+const COLLECTOR = decodingCollectorScript('zz/resources.dat');
 const PAYLOAD = Buffer.from('import time\ntime.sleep(60)\n');
 /** Files the search lists before it reaches zz/ (breadth first): a vendored tree, as apps have. */
 const FILLER_FILES = 1500;
