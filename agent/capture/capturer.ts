@@ -11,6 +11,7 @@ import type { FindingEvent } from '../watch/watcher.js';
 import { silentLogger, type Logger } from '../../common/log.js';
 import type { CaptureReport, CaptureTrigger, CaptureVia, SnapshotCommand, SnapshotKind, SnapshotMeta } from '../../protocol/snapshots.js';
 import { CaptureError } from './capture-error.js';
+import { watchRssPeak, SnapshotCostBook, type SnapshotCost } from './snapshot-cost.js';
 import { CaptureGates, readHeadroom, type GateOptions } from './gates.js';
 import { captureHeapSnapshot, captureSamplingProfile, type CaptureResult } from './heap-capture.js';
 import { openInspector, type InspectorHandle } from './inspector-endpoint.js';
@@ -77,6 +78,8 @@ interface Access {
 
 export class Capturer {
   readonly gates: CaptureGates;
+  /** What each target's last full snapshot cost it, for the headroom gate of the next. */
+  readonly costs = new SnapshotCostBook();
   private readonly timeoutMs: number;
   private readonly pairSpacingMs: number;
   private readonly sampleMs: number;
@@ -258,13 +261,14 @@ export class Capturer {
   private async takeAll(request: CaptureRequest, report: CaptureReport, count: number, signal: AbortSignal): Promise<Pick<CaptureReport, 'outcome' | 'reasonCode' | 'reason'>> {
     const p = request.process;
     const headroomOf = (): ReturnType<typeof readHeadroom> => readHeadroom(this.options.hierarchy, p.cgroupPath);
+    const lastCost = (): SnapshotCost | null => this.costs.of(targetKeyOf(p));
     const access = await this.open(p, signal);
     try {
       let kind = request.kind;
       let heapUsed = await access.heapUsedBytes(signal);
       let result: Pick<CaptureReport, 'outcome' | 'reasonCode' | 'reason'> = { outcome: 'captured', reasonCode: null, reason: null };
       if (kind === 'heapsnapshot') {
-        const room = this.gates.headroomVerdict(heapUsed, headroomOf());
+        const room = this.gates.headroomVerdict(heapUsed, headroomOf(), lastCost());
         if (!room.ok) {
           kind = 'heapprofile';
           count = 1;
@@ -280,7 +284,7 @@ export class Capturer {
           await sleep(this.pairSpacingMs, signal);
           heapUsed = await access.heapUsedBytes(signal);
           // The heap grew meanwhile (it is leaking): the second snapshot passes the gates again.
-          const room = this.gates.headroomVerdict(heapUsed, headroomOf());
+          const room = this.gates.headroomVerdict(heapUsed, headroomOf(), lastCost());
           const spoolAgain = this.gates.spoolVerdict(this.options.sink.freeBytes(), this.gates.estimateSnapshotBytes(heapUsed));
           const refusal = !room.ok ? room : !spoolAgain.ok ? spoolAgain : null;
           if (refusal) return { outcome: 'captured', reasonCode: refusal.reasonCode, reason: `only the first snapshot of the pair was taken: ${refusal.reason}` };
@@ -298,12 +302,19 @@ export class Capturer {
     const snapshotId = newId();
     const path = join(this.options.sink.workDir, `${snapshotId}.${kind}`);
     const takenAtMs = Date.now();
+    const rss = kind === 'heapsnapshot' ? await watchRssPeak(this.options.procRoot ?? '/proc', p.pid) : null;
     let r: CaptureResult;
     try {
       r = await access.take(kind, path, signal);
     } catch (err) {
+      await rss?.stop();
       await rm(path, { force: true });
       throw err;
+    }
+    const peak = await rss?.stop();
+    if (peak) {
+      const cost = this.costs.record(targetKeyOf(p), peak, heapUsed, Date.now());
+      if (cost) this.log.info('snapshot cost', { pid: p.pid, heapUsedBytes: heapUsed, extraRssBytes: cost.extraBytes, perHeapByte: Number(cost.ratio.toFixed(2)) });
     }
     const meta: SnapshotMeta = {
       snapshotId,

@@ -1,8 +1,11 @@
-// The safety gates in front of a capture. A full snapshot pauses the target and needs about twice
-// its heap in extra memory inside the target's own cgroup: the capture that causes the OOM kill it
-// was meant to explain is the worst outcome, so short headroom turns it into a sampling profile.
+// The safety gates in front of a capture. A full snapshot pauses the target and needs extra memory
+// inside the target's own cgroup, 2× to 12× its heap in use depending on how object-dense it is:
+// the capture that causes the OOM kill it was meant to explain is the worst outcome, so short
+// headroom turns it into a sampling profile. Before a target's first snapshot only a fixed factor
+// can be applied; after it, what that snapshot cost (snapshot-cost.ts).
 import { formatBytes } from '../../common/units.js';
 import { readCgroupMemory, tightestLimit, type MemoryHierarchy } from '../host/cgroup-memory.js';
+import type { SnapshotCost } from './snapshot-cost.js';
 
 export interface GateOptions {
   /** A full snapshot needs headroom ≥ factor × heapUsed. Default 2. */
@@ -24,6 +27,8 @@ export interface Headroom {
 }
 
 const MiB = (n: number): string => formatBytes(n);
+/** A learned cost is scaled by this: the next heap may be denser than the last. */
+const LEARNED_COST_MARGIN = 1.25;
 
 /** Limit − usage of the tightest limited cgroup enclosing the process; null when nothing limits it. */
 export function readHeadroom(hierarchy: MemoryHierarchy | null, cgroupPath: string | null): Headroom | null {
@@ -80,15 +85,23 @@ export class CaptureGates {
     if (this.lastAuto.size > 1000) for (const [k, at] of this.lastAuto) if (nowMs - at > this.autoIntervalMs) this.lastAuto.delete(k);
   }
 
-  headroomVerdict(heapUsedBytes: number, headroom: Headroom | null): Verdict {
+  /**
+   * Room for a full snapshot: headroomFactor × heap in use, or more when this target's last
+   * snapshot cost more than that (its measured cost per heap byte, with a margin: the heap may
+   * have grown denser since).
+   */
+  headroomVerdict(heapUsedBytes: number, headroom: Headroom | null, lastCost: SnapshotCost | null = null): Verdict {
     if (!headroom) return { ok: true };
-    const needed = this.headroomFactor * heapUsedBytes;
+    const learned = lastCost ? lastCost.ratio * LEARNED_COST_MARGIN : 0;
+    const factor = Math.max(this.headroomFactor, learned);
+    const needed = factor * heapUsedBytes;
     if (headroom.headroomBytes >= needed) return { ok: true };
-    return {
-      ok: false,
-      reasonCode: 'headroom',
-      reason: `cgroup headroom ${MiB(headroom.headroomBytes)} (limit ${MiB(headroom.limitBytes)} − usage ${MiB(headroom.usageBytes)}) is below ${this.headroomFactor} × heap in use (${this.headroomFactor} × ${MiB(heapUsedBytes)}): a full snapshot could OOM-kill the target`,
-    };
+    const room = `cgroup headroom ${MiB(headroom.headroomBytes)} (limit ${MiB(headroom.limitBytes)} − usage ${MiB(headroom.usageBytes)})`;
+    const why =
+      learned > this.headroomFactor && lastCost
+        ? `${factor.toFixed(1)} × heap in use (${factor.toFixed(1)} × ${MiB(heapUsedBytes)}): this target's last snapshot took ${MiB(lastCost.extraBytes)} more memory for ${MiB(lastCost.heapUsedBytes)} of heap, and ${Math.round((LEARNED_COST_MARGIN - 1) * 100)} % is kept in reserve`
+        : `${this.headroomFactor} × heap in use (${this.headroomFactor} × ${MiB(heapUsedBytes)})`;
+    return { ok: false, reasonCode: 'headroom', reason: `${room} is below ${why}: a full snapshot could OOM-kill the target` };
   }
 
   estimateSnapshotBytes(heapUsedBytes: number): number {

@@ -4,11 +4,12 @@
 // process for a command without a pid; bad commands get a clear error.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { NodeSampler, type AttributedProcess } from '../../../agent/host/node-sampler.js';
 import { Capturer, SnapshotCommandError, type CapturerOptions } from '../../../agent/capture/capturer.js';
 import { listenersOf } from '../../../agent/capture/proc-sockets.js';
+import { targetKeyOf } from '../../../agent/capture/policy.js';
 import type { CaptureReport } from '../../../protocol/snapshots.js';
 import { createFakePod, fakeNodeAvailability, type FakePod } from '../../support/fake-node.js';
 import { collectLines, DirSink, isAlive, tempDir, waitUntil, writeTargetScript } from '../../support/capture-targets.js';
@@ -82,6 +83,37 @@ describe('capture gates and commands on real targets', { skip: fake.ok ? false :
     assert.equal(report.outcome, 'captured', `${report.reasonCode}: ${report.reason}`);
     assert.equal(sink.accepted[0]!.meta.kind, 'heapsnapshot');
     assert.ok(sink.accepted[0]!.meta.heapUsedBytes! > 20 * MiB);
+  });
+
+  it('learns what a snapshot cost its target and gates the next one on that, not only on the fixed factor', async (t) => {
+    const dense = createFakePod({ namespace: 'shop', name: 'dense-3e4f', containers: [{ name: 'app', limitBytes: 256 * MiB }], logRoot: join(dir.path, 'logs') });
+    t.after(() => dense.destroy());
+    const child = dense.spawnIn('app', process.execPath, [`--inspect-port=${await freePort()}`, script, '30000', '30000'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    await collectLines(child).waitFor(/^done/);
+    const target = sampleOf(child.pid!);
+    // A fixed factor of 0.5 would let almost any snapshot through: what decides is the learned cost.
+    const { capturer, sink } = make('cost', { gates: { headroomFactor: 0.5 } });
+    const first = await capturer.capture({ process: target, kind: 'heapsnapshot', trigger: 'on-demand' });
+    assert.equal(first.outcome, 'captured', `${first.reasonCode}: ${first.reason}`);
+    const cost = capturer.costs.of(targetKeyOf(target));
+    assert.ok(cost, 'the cost of the first snapshot was recorded');
+    // Building the graph of 30 000 objects takes memory in the target: it cannot have been free.
+    assert.ok(cost.extraBytes > 4 * MiB && cost.ratio > 0.8, `extra ${cost.extraBytes} B for ${cost.heapUsedBytes} B of heap`);
+    assert.equal(cost.heapUsedBytes, sink.accepted[0]!.meta.heapUsedBytes);
+    t.diagnostic(`the snapshot of ${(cost.heapUsedBytes / MiB).toFixed(1)} MiB of heap took ${(cost.extraBytes / MiB).toFixed(1)} MiB more memory (${cost.ratio.toFixed(2)} × the heap)`);
+
+    // Headroom that the fixed factor allows (0.7 × heap > 0.5 × heap) but the learned cost does not
+    // (≥ 1.25 × 0.8 × heap): the limit is lowered to usage + 0.7 × heap.
+    const ctr = dense.containers[0]!;
+    const usage = Number(readFileSync(join(ctr.cgroupDir, 'memory.usage_in_bytes'), 'utf8'));
+    const headroom = Math.round(0.7 * cost.heapUsedBytes);
+    writeFileSync(join(ctr.cgroupDir, 'memory.limit_in_bytes'), String(usage + headroom));
+    const second = await capturer.capture({ process: target, kind: 'heapsnapshot', trigger: 'on-demand' });
+    assert.equal(second.outcome, 'downgraded', `${second.reasonCode}: ${second.reason}`);
+    assert.equal(second.reasonCode, 'headroom');
+    assert.match(second.reason!, /is below [\d.]+ × heap in use .*: this target's last snapshot took [\d.]+MiB more memory for [\d.]+MiB of heap, and 25 % is kept in reserve/);
+    assert.equal(sink.accepted.at(-1)!.meta.kind, 'heapprofile');
+    assert.ok(isAlive(target.pid));
   });
 
   it("answers a command without a pid with the pod's biggest Node.js process", async () => {

@@ -17,6 +17,23 @@ describe('capture gates', () => {
     assert.ok(g.headroomVerdict(10_000 * MiB, null).ok, 'no limit: nothing to protect against');
   });
 
+  it("raises the bar to what the target's last snapshot cost, with a margin, never lowers it", () => {
+    const g = new CaptureGates();
+    const room = { limitBytes: 512 * MiB, usageBytes: 312 * MiB, headroomBytes: 200 * MiB, cgroup: '/kubepods/pod1' };
+    // 60 MiB of heap: the fixed factor wants 120 MiB, which is there.
+    assert.ok(g.headroomVerdict(60 * MiB, room).ok);
+    // Its last snapshot took 8× its heap: 60 × 8 × 1.25 = 600 MiB is not there.
+    const dense = { ratio: 8, extraBytes: 400 * MiB, heapUsedBytes: 50 * MiB, atMs: 1 };
+    const v = g.headroomVerdict(60 * MiB, room, dense);
+    assert.ok(!v.ok);
+    assert.match(v.reason, /is below 10\.0 × heap in use \(10\.0 × 60\.0MiB\): this target's last snapshot took 400MiB more memory for 50\.0MiB of heap, and 25 % is kept in reserve/);
+    // A cheap last snapshot does not lower the fixed factor.
+    const cheap = { ratio: 0.5, extraBytes: 25 * MiB, heapUsedBytes: 50 * MiB, atMs: 1 };
+    const w = g.headroomVerdict(110 * MiB, room, cheap);
+    assert.ok(!w.ok);
+    assert.match(w.reason, /is below 2 × heap in use \(2 × 110MiB\): a full snapshot could OOM-kill the target$/);
+  });
+
   it('lets one capture hold the node at a time', () => {
     const g = new CaptureGates();
     const release = g.acquireNode('pid 1');
