@@ -65,6 +65,9 @@ interface PendingJudgement extends ProcessKeyed {
 /** How early a sampled start time can read (boot time has whole seconds). */
 const startTimeErrorMs = 1000;
 
+/** New processes whose evidence may be collected beside the passes before a pass waits for it all. */
+const maxPendingJudgements = 256;
+
 /** Pids of repeated spawns kept on a finding (the most recent). */
 const maxSpawnPidsKept = 20;
 
@@ -121,6 +124,11 @@ export class Watcher {
   /** The sample of the last pass, for callers that also show or export it. */
   get latestSample(): NodeSample | null {
     return this.lastSample;
+  }
+
+  /** New processes whose evidence is still being collected (reported by a later pass). */
+  get pendingSpawnJudgements(): number {
+    return this.pending.filter((e) => !e.settled).length;
   }
 
   openFindings(): Finding[] {
@@ -201,13 +209,19 @@ export class Watcher {
       );
       this.pending.push(entry);
     }
-    await this.waitForPending(this.spawnWaitMs);
+    // A storm of new processes must not grow the work in flight without bound: past the cap, the
+    // pass waits for all of it, as if evidence were always awaited.
+    await this.waitForPending(this.pending.length > maxPendingJudgements ? Number.POSITIVE_INFINITY : this.spawnWaitMs);
     return this.takeSettledJudgements();
   }
 
   /** Resolves when every pending judgement has settled or maxWaitMs has passed, whichever is first. */
   private async waitForPending(maxWaitMs: number): Promise<void> {
     if (this.pending.every((e) => e.settled)) return;
+    if (maxWaitMs === Number.POSITIVE_INFINITY) {
+      await Promise.all(this.pending.map((e) => e.done));
+      return;
+    }
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, maxWaitMs);

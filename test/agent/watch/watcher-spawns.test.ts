@@ -132,6 +132,31 @@ describe('suspicious spawns do not hold up the pass', { skip }, () => {
     }
   });
 
+  it('past 256 processes being judged at once, a pass waits for all of them (a fork storm does not pile up work)', async (t) => {
+    const sleepers: ChildProcess[] = [];
+    t.after(() => {
+      for (const c of sleepers) c.kill('SIGKILL');
+    });
+    const sampler = new NodeSampler();
+    const watcher = new Watcher({ sampler, kmsg: null, nodeName: 'node-spawns', includeHost: true, spawnWaitMs: 0 });
+    try {
+      await watcher.tick();
+      for (let i = 0; i < 300; i++) sleepers.push(spawn('sleep', ['60'], { stdio: 'ignore' }));
+      await Promise.all(sleepers.map((c) => new Promise((r) => c.once('spawn', r))));
+      await watcher.tick();
+      assert.equal(watcher.pendingSpawnJudgements, 0, 'the pass that saw 300 new processes waited for their evidence');
+      // A few new ones are judged beside the passes again.
+      for (let i = 0; i < 3; i++) sleepers.push(spawn('sleep', ['60'], { stdio: 'ignore' }));
+      await Promise.all(sleepers.slice(-3).map((c) => new Promise((r) => c.once('spawn', r))));
+      await watcher.tick();
+      await watcher.finishPendingSpawns(10_000);
+      assert.equal(watcher.pendingSpawnJudgements, 0);
+    } finally {
+      watcher.close();
+      sampler.close();
+    }
+  });
+
   it('a spawn seen again while its tree is being searched waits for that search instead of walking the tree again', async () => {
     const { childPid } = await startCollector();
     const sampler = new NodeSampler();
