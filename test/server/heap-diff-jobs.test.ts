@@ -197,11 +197,13 @@ describe('automatic heap diffs', () => {
     const p = plantPair(current, 'growth-from-v2');
     current.close();
     const db = new Database(join(dataDir, 'leakwatch.db'));
-    db.exec('DROP INDEX snapshots_pair; DROP TABLE heap_diffs;');
-    db.pragma(`user_version = ${SCHEMA_VERSION - 1}`);
+    // Schema 3: what migrations 4 (heap_diffs) and 5 (targets.ppid) added is taken out again.
+    db.exec('DROP INDEX snapshots_pair; DROP TABLE heap_diffs; ALTER TABLE targets DROP COLUMN ppid;');
+    db.pragma('user_version = 3');
     assert.equal(db.pragma('application_id', { simple: true }), APPLICATION_ID);
     db.close();
     assert.equal(MIGRATIONS.length, SCHEMA_VERSION);
+    assert.equal(SCHEMA_VERSION, 5, 'a new migration: say here what it adds, so schema 3 stays schema 3');
     const { store } = await collectorOn(dataDir);
     assert.equal(store.describe().schemaVersion, SCHEMA_VERSION);
     // Queued by the start-up scan (nothing asked for it over the API).
