@@ -1203,14 +1203,20 @@ test('every query the API makes reads findings and targets through an index, nev
   assert.match(of(/WHERE status = 'resolved' AND updatedAt < \?/).join('|'), /SEARCH findings USING INDEX findings_updated \(updatedAt<\?\)/);
 });
 
-test('a schema 1 database is upgraded in place: its findings kept, the indexes updates do not need dropped', (t) => {
-  const dir = tempDir(t);
+/** A data directory whose database stopped at schema `version`, as an older leakwatch left it. */
+function databaseAtSchema(dir: string, version: number): Database.Database {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const raw = new Database(join(dir, 'leakwatch.db'));
   raw.pragma('journal_mode = WAL');
   raw.pragma(`application_id = ${APPLICATION_ID}`);
-  MIGRATIONS[0]!(raw);
-  raw.pragma('user_version = 1');
+  for (const migrate of MIGRATIONS.slice(0, version)) migrate(raw);
+  raw.pragma(`user_version = ${version}`);
+  return raw;
+}
+
+test('a schema 1 database is upgraded in place: its findings kept, the indexes updates do not need dropped', (t) => {
+  const dir = tempDir(t);
+  const raw = databaseAtSchema(dir, 1);
   const f = growth('growth-v1');
   raw.prepare(`INSERT INTO findings (id, kind, status, node, namespace, pod, podUid, container, containerId, pid, at, updatedAt, summary, targetJson, detailsJson, receivedMs)
     VALUES (?, 'growth', 'open', 'node-a', 'payments', 'payment-processor-7d9f', ?, 'app', ?, 4242, ?, ?, ?, ?, ?, ?)`).run(
@@ -1237,12 +1243,7 @@ test('a schema 1 database is upgraded in place: its findings kept, the indexes u
 
 test('a schema 4 database gains target parents: its targets kept with ppid unknown, new ones stored with theirs', (t) => {
   const dir = tempDir(t);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const raw = new Database(join(dir, 'leakwatch.db'));
-  raw.pragma('journal_mode = WAL');
-  raw.pragma(`application_id = ${APPLICATION_ID}`);
-  for (const m of MIGRATIONS.slice(0, 4)) m(raw);
-  raw.pragma('user_version = 4');
+  const raw = databaseAtSchema(dir, 4);
   const old = `proc:100:${NOW - HOUR}`;
   raw.prepare(`INSERT INTO targets (node, targetKey, kind, pid, startMs, comm, cmdline, namespace, pod, podUid, container, containerId, firstSeenMs, lastSeenMs)
     VALUES ('node-a', ?, 'process', 100, ?, 'node', 'node server.js', 'payments', 'payment-processor-7d9f', NULL, 'app', ?, ?, ?)`).run(old, NOW - HOUR, CTR_A, NOW - 2 * MIN, NOW - MIN);

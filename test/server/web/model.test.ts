@@ -75,11 +75,18 @@ test('the overview puts pods with findings first, soonest OOM first, and charts 
   assert.equal(pods[3]!.openFindings.length, 0, 'resolved findings are not open');
 });
 
-test('the process tree: fan-out parent, children, killed children placed by command shape, spawn chains', () => {
+/** The metrics-app shape: server pid 100 spawning python3 /tmp/… collectors, one (201) sampled. */
+function serverFanout(): Finding {
   const fan = fanoutFinding('f1');
-  if (fan.kind !== 'fanout') return;
-  fan.details.parent = { pid: 100, comm: 'python3', cmdline: 'python3 /app/app.py 8080' };
-  fan.details.sampleChildren = [{ pid: 201, comm: 'python3', cmdline: 'python3 /tmp/tmpa.py' }];
+  if (fan.kind === 'fanout') {
+    fan.details.parent = { pid: 100, comm: 'python3', cmdline: 'python3 /app/app.py 8080' };
+    fan.details.sampleChildren = [{ pid: 201, comm: 'python3', cmdline: 'python3 /tmp/tmpa.py' }];
+  }
+  return fan;
+}
+
+test('the process tree: fan-out parent, children, killed children placed by command shape, spawn chains', () => {
+  const fan = serverFanout();
   const spawn = spawnFinding('s1');
   spawn.target = { ...spawn.target, pid: 202, comm: 'python3', cmdline: 'python3 /tmp/tmpb.py' };
   if (spawn.kind === 'suspicious-spawn') spawn.details.parentChain = [{ pid: 100, comm: 'python3', cmdline: 'python3 /app/app.py 8080' }, { pid: 1, comm: 'tini', cmdline: 'tini -- python3' }];
@@ -101,10 +108,7 @@ test('the process tree: fan-out parent, children, killed children placed by comm
 });
 
 test('the process tree from reported parents: targets and killed children are placed, not inferred', () => {
-  const fan = fanoutFinding('f1');
-  if (fan.kind !== 'fanout') return;
-  fan.details.parent = { pid: 100, comm: 'python3', cmdline: 'python3 /app/app.py 8080' };
-  fan.details.sampleChildren = [{ pid: 201, comm: 'python3', cmdline: 'python3 /tmp/tmpa.py' }];
+  const fan = serverFanout();
   // Killed children of the fan-out parent, one with a command unlike the sampled children.
   const killedLike = oomFinding('o1');
   if (killedLike.kind === 'oom-kill') killedLike.details.victim = { pid: 203, ppid: 100, comm: 'python3', cmdline: 'python3 /tmp/tmpc.py', lastRssAnonBytes: 1 };
