@@ -77,9 +77,9 @@ export function securityHeaders(tls: boolean): Record<string, string> {
   return h;
 }
 
-// ---- query values
+// ---- query values (shared by every route module: one set of rules and messages for bad queries)
 
-function queryKeys(q: URLSearchParams, allowed: readonly string[]): void {
+export function queryKeys(q: URLSearchParams, allowed: readonly string[]): void {
   const seen = new Set<string>();
   for (const key of q.keys()) {
     if (!allowed.includes(key)) {
@@ -90,21 +90,21 @@ function queryKeys(q: URLSearchParams, allowed: readonly string[]): void {
   }
 }
 
-function qString(q: URLSearchParams, key: string): string | undefined {
+export function qString(q: URLSearchParams, key: string): string | undefined {
   const v = q.get(key);
   if (v === null) return undefined;
   if (v.length === 0 || v.length > 512) throw new HttpError(400, 'bad-query', `${key}: expected 1-512 characters`);
   return v;
 }
 
-function qEnum<T extends string>(q: URLSearchParams, key: string, values: readonly T[]): T | undefined {
+export function qEnum<T extends string>(q: URLSearchParams, key: string, values: readonly T[]): T | undefined {
   const v = q.get(key);
   if (v === null) return undefined;
   if (!(values as readonly string[]).includes(v)) throw new HttpError(400, 'bad-query', `${key}: expected one of ${values.join(', ')}`);
   return v as T;
 }
 
-function qInt(q: URLSearchParams, key: string, min: number, max: number): number | undefined {
+export function qInt(q: URLSearchParams, key: string, min: number, max: number): number | undefined {
   const v = q.get(key);
   if (v === null) return undefined;
   const n = /^\d{1,16}$/.test(v) ? Number(v) : NaN;

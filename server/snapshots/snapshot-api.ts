@@ -6,7 +6,7 @@
 import { closeSync, createReadStream, fstatSync, openSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import type { CommandResult } from '../agent-session.js';
-import { HttpError, type ApiEnv, type Reply, type Route, type RouteContext } from '../api.js';
+import { HttpError, qEnum, qInt, qString, queryKeys, type ApiEnv, type Reply, type Route, type RouteContext } from '../api.js';
 import { SNAPSHOT_ID_PATTERN, type CaptureOutcome, type CaptureReport, type SnapshotCommand, type SnapshotKind } from '../../protocol/snapshots.js';
 import { validateCaptureReport } from '../../protocol/validate.js';
 import { snapshotFilePath } from '../store/snapshot-files.js';
@@ -42,28 +42,6 @@ const KINDS: readonly SnapshotKind[] = ['heapsnapshot', 'heapprofile'];
 const OUTCOMES: readonly CaptureOutcome[] = ['captured', 'downgraded', 'refused', 'failed'];
 /** Kubernetes names: DNS labels and subdomains. */
 const K8S_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
-
-function queryKeys(q: URLSearchParams, allowed: readonly string[]): void {
-  for (const key of q.keys()) {
-    if (!allowed.includes(key)) throw new HttpError(400, 'bad-query', `unknown query parameter "${key.slice(0, 40)}" (allowed: ${allowed.join(', ') || 'none'})`);
-    if (q.getAll(key).length > 1) throw new HttpError(400, 'bad-query', `query parameter "${key}" given more than once`);
-  }
-}
-
-function qString(q: URLSearchParams, key: string): string | undefined {
-  const v = q.get(key);
-  if (v === null) return undefined;
-  if (v.length === 0 || v.length > 512) throw new HttpError(400, 'bad-query', `${key}: expected 1-512 characters`);
-  return v;
-}
-
-function qInt(q: URLSearchParams, key: string, min: number, max: number): number | undefined {
-  const v = q.get(key);
-  if (v === null) return undefined;
-  const n = /^\d{1,16}$/.test(v) ? Number(v) : NaN;
-  if (!Number.isSafeInteger(n) || n < min || n > max) throw new HttpError(400, 'bad-query', `${key}: expected an integer from ${min} to ${max}`);
-  return n;
-}
 
 function snapshotIdParam(ctx: RouteContext): string {
   const id = ctx.params.id ?? '';
@@ -304,11 +282,8 @@ export function snapshotRoutes(env: SnapshotApiEnv): Route[] {
           const v = qString(query, key);
           if (v !== undefined) filter[key] = v;
         }
-        const outcome = query.get('outcome');
-        if (outcome !== null) {
-          if (!(OUTCOMES as readonly string[]).includes(outcome)) throw new HttpError(400, 'bad-query', `outcome: expected one of ${OUTCOMES.join(', ')}`);
-          filter.outcome = outcome as CaptureOutcome;
-        }
+        const outcome = qEnum(query, 'outcome', OUTCOMES);
+        if (outcome !== undefined) filter.outcome = outcome;
         return json({ captures: api.store.listCaptures(filter) });
       },
     },
