@@ -4,17 +4,11 @@
 import type { Finding, FindingKind, FindingStatus } from '../../protocol/findings.js';
 import type { FindingChange, SeriesPoint, TargetInfo } from '../../protocol/messages.js';
 import type { HeapDiffRecord, HeapDiffResult, HeapDiffStatus } from '../../protocol/heap-diff-record.js';
-import type { CaptureOutcome, CaptureReport, SnapshotMeta } from '../../protocol/snapshots.js';
+import type { CaptureOutcome, CaptureReport } from '../../protocol/snapshots.js';
 import type { UndiffedPair } from './heap-diff-tables.js';
+import type { AgentRow, SnapshotRow, TargetRow } from '../../protocol/api-rows.js';
 
-/** A stored, verified snapshot as the API serves it. */
-export interface SnapshotRow extends SnapshotMeta {
-  node: string;
-  agentId: string;
-  bytes: number;
-  sha256: string;
-  storedAtMs: number;
-}
+export type { AgentRow, SnapshotRow, TargetRow };
 
 export interface SnapshotFilter {
   namespace?: string;
@@ -34,25 +28,6 @@ export interface CaptureFilter {
   findingId?: string;
   outcome?: CaptureOutcome;
   limit?: number;
-}
-
-export interface AgentRow {
-  agentId: string;
-  node: string;
-  version: string;
-  firstSeenMs: number;
-  lastSeenMs: number;
-  connected: boolean;
-  droppedFindings: number;
-}
-
-export interface TargetRow extends TargetInfo {
-  node: string;
-  firstSeenMs: number;
-  lastSeenMs: number;
-  /** Findings about this target, any status. */
-  findingCount: number;
-  openFindingCount: number;
 }
 
 export interface FindingFilter {
