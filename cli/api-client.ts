@@ -40,16 +40,33 @@ export function resolveToken(options: ApiOptions): string {
   throw new ApiError('no token: pass --token or set LEAKWATCH_TOKEN (leakwatch up prints one at its first start)', null);
 }
 
+/** The API URL of path with the query's set values; an ApiError for a bad --url. */
+export function urlOf(options: ApiOptions, path: string, query: Record<string, string | number | undefined>): URL {
+  let url: URL;
+  try {
+    url = new URL(path, options.url);
+  } catch {
+    throw new ApiError(`bad --url "${options.url}": expected e.g. ${DEFAULT_URL}`, null);
+  }
+  for (const [k, v] of Object.entries(query)) if (v !== undefined && v !== '') url.searchParams.set(k, String(v));
+  return url;
+}
+
+/** A request that never got an answer, with a hint when nothing listens. */
+export function unreachable(options: ApiOptions, err: NodeJS.ErrnoException): ApiError {
+  const hint = err.code === 'ECONNREFUSED' ? ' (is the collector running? start one with `leakwatch up`)' : '';
+  return new ApiError(`cannot reach the collector at ${options.url}: ${err.message}${hint}`, null);
+}
+
 /** GET a JSON document from the API; rejects with an ApiError whose message is one line to show. */
 export function apiGet<T>(options: ApiOptions, path: string, query: Record<string, string | number | undefined> = {}): Promise<T> {
   const token = resolveToken(options);
   let url: URL;
   try {
-    url = new URL(path, options.url);
-  } catch {
-    return Promise.reject(new ApiError(`bad --url "${options.url}": expected e.g. ${DEFAULT_URL}`, null));
+    url = urlOf(options, path, query);
+  } catch (err) {
+    return Promise.reject(err);
   }
-  for (const [k, v] of Object.entries(query)) if (v !== undefined && v !== '') url.searchParams.set(k, String(v));
   const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
   return new Promise((resolve, reject) => {
     const req = request(
@@ -81,10 +98,7 @@ export function apiGet<T>(options: ApiOptions, path: string, query: Record<strin
       },
     );
     req.on('timeout', () => req.destroy(new Error('timed out after 30 s')));
-    req.on('error', (err: NodeJS.ErrnoException) => {
-      const hint = err.code === 'ECONNREFUSED' ? ' (is the collector running? start one with `leakwatch up`)' : '';
-      reject(new ApiError(`cannot reach the collector at ${options.url}: ${err.message}${hint}`, null));
-    });
+    req.on('error', (err: NodeJS.ErrnoException) => reject(unreachable(options, err)));
     req.end();
   });
 }

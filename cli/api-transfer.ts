@@ -6,18 +6,7 @@ import { readFileSync } from 'node:fs';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { Writable } from 'node:stream';
-import { ApiError, DEFAULT_URL, resolveToken, type ApiOptions } from './api-client.js';
-
-function urlOf(options: ApiOptions, path: string, query: Record<string, string | number | undefined>): URL {
-  let url: URL;
-  try {
-    url = new URL(path, options.url);
-  } catch {
-    throw new ApiError(`bad --url "${options.url}": expected e.g. ${DEFAULT_URL}`, null);
-  }
-  for (const [k, v] of Object.entries(query)) if (v !== undefined && v !== '') url.searchParams.set(k, String(v));
-  return url;
-}
+import { ApiError, resolveToken, unreachable, urlOf, type ApiOptions } from './api-client.js';
 
 function failure(url: URL, status: number, text: string): ApiError {
   let said = text.slice(0, 200);
@@ -30,11 +19,6 @@ function failure(url: URL, status: number, text: string): ApiError {
   if (status === 401) return new ApiError('the collector rejected the token (401): check --token / LEAKWATCH_TOKEN', status);
   if (status === 403) return new ApiError(`the token lacks the scope for ${url.pathname} (403): ${said}`, status);
   return new ApiError(`${url.pathname}: HTTP ${status}: ${said}`, status);
-}
-
-function unreachable(options: ApiOptions, err: NodeJS.ErrnoException): ApiError {
-  const hint = err.code === 'ECONNREFUSED' ? ' (is the collector running? start one with `leakwatch up`)' : '';
-  return new ApiError(`cannot reach the collector at ${options.url}: ${err.message}${hint}`, null);
 }
 
 function readAll(res: IncomingMessage): Promise<string> {
